@@ -1,0 +1,416 @@
+"""The ``squad`` command line: every action of the UI as a command, with ``--json`` output.
+
+Imports are lazy so that commands other than the UI never load Textual and answer fast.
+User errors (:class:`squad.errors.SquadError`) print one line and exit 2; anything else is a
+bug: its traceback goes to ``squad.log`` in the state directory, and the user gets one line
+saying where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+COMMANDS = (
+    "ui", "up", "down", "ls", "pause", "resume", "stop", "restart", "send", "capture",
+    "attach", "events", "dispatch", "tasks", "task", "run",
+)
+
+
+class UsageError(Exception):
+    """Raised instead of argparse's exit so that usage errors also exit 2 with one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def bundled_layouts() -> Path:
+    here = Path(__file__).resolve().parent
+    packaged = here / "layouts"
+    return packaged if packaged.is_dir() else here.parent / "layouts"
+
+
+def demo_layout() -> Path:
+    return bundled_layouts() / "demo.toml"
+
+
+def _json(data: object) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="squad", description="Run and supervise teams of AI coding agents in tmux.")
+    p.add_argument("-L", "--socket", help="tmux socket name (default: squad, env SQUAD_SOCKET)")
+    p.add_argument("--squad", dest="squad_name", metavar="NAME",
+                   help="which squad to act on when several run (env SQUAD_NAME)")
+    p.add_argument("-V", "--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    def cmd(name: str, help: str) -> Parser:
+        return sub.add_parser(name, help=help, description=help)
+
+    ui = cmd("ui", "open the UI (bringing LAYOUT up first if it is not running); the default")
+    ui.add_argument("layout", nargs="?", help="layout file (default: what runs, else the demo)")
+
+    c = cmd("up", "bring a layout up; idempotent (creates what is missing, keeps what runs)")
+    c.add_argument("layout", nargs="?", help="layout file (default: the bundled demo)")
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("down", "stop agents (whole process trees) and remove their sessions")
+    c.add_argument("team", nargs="?", help="only this team")
+    c.add_argument("--prune", action="store_true", help="also remove worktrees that are clean")
+    c.add_argument("--force", action="store_true",
+                   help="with --prune: remove worktrees even with uncommitted work")
+    c.add_argument("--grace", type=float, help="seconds between SIGTERM and SIGKILL")
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("ls", "teams and agents with status, pid, CPU, memory, branch")
+    c.add_argument("--json", action="store_true")
+
+    for name, what in (("pause", "freeze (SIGSTOP) an agent's whole process tree"),
+                       ("resume", "continue (SIGCONT) a paused agent's process tree"),
+                       ("stop", "end an agent's process tree: SIGTERM, grace, SIGKILL"),
+                       ("restart", "stop an agent, then start it again as the layout says")):
+        c = cmd(name, what)
+        c.add_argument("target", nargs="?", help="TEAM/AGENT or TEAM")
+        c.add_argument("--all", action="store_true", help="every agent of the squad")
+        c.add_argument("--reason", help="why (recorded in the audit trail)")
+        if name in ("stop", "restart"):
+            c.add_argument("--grace", type=float, help="seconds between SIGTERM and SIGKILL")
+        c.add_argument("--json", action="store_true")
+
+    c = cmd("send", "deliver text to an agent exactly as written, then Enter")
+    c.add_argument("target", help="TEAM/AGENT")
+    c.add_argument("text", nargs="?", help="the text (default: read standard input)")
+    c.add_argument("--file", "-f", help="send this file's contents")
+    c.add_argument("--no-enter", action="store_true", help="do not press Enter after the text")
+    c.add_argument("--reason")
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("capture", "print an agent's screen and scrollback")
+    c.add_argument("target", help="TEAM/AGENT")
+    c.add_argument("--lines", "-n", type=int, default=2000, help="scrollback lines (default 2000)")
+    c.add_argument("--ansi", action="store_true", help="keep colours and attributes")
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("attach", "attach this terminal to an agent's window (detach: C-b d)")
+    c.add_argument("target", help="TEAM/AGENT")
+
+    c = cmd("events", "the audit trail of every action and status change")
+    c.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    c.add_argument("--agent", help="only events of this agent (TEAM/AGENT) or team")
+    c.add_argument("--since", help="an age (15m, 2h, 1d) or an ISO time")
+    c.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    from squad.cli_tasks import add_task_commands
+
+    add_task_commands(cmd)
+    return p
+
+
+def _normalise(argv: list[str]) -> list[str]:
+    """``squad [LAYOUT]`` means ``squad ui [LAYOUT]``: insert ``ui`` where no command is given."""
+    takes_value = {"-L", "--socket", "--squad"}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in takes_value:
+            i += 2
+            continue
+        if a.startswith("-"):
+            if a in ("-h", "--help", "-V", "--version"):
+                return argv
+            i += 1
+            continue
+        if a in COMMANDS:
+            return argv
+        return argv[:i] + ["ui"] + argv[i:]
+    return argv + ["ui"]
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def _tmux(args: argparse.Namespace):
+    from squad.live import socket_name
+    from squad.tmux import Tmux
+
+    return Tmux(socket_name(args.socket))
+
+
+def _live(args: argparse.Namespace):
+    from squad.live import Live
+
+    return Live.open(_tmux(args), args.squad_name)
+
+
+def _load(path: str | None):
+    from squad.layout import load
+
+    return load(path or demo_layout())
+
+
+def _print_outcomes(outcomes, as_json: bool) -> int:
+    if as_json:
+        _json([o.to_json() for o in outcomes])
+    else:
+        for o in outcomes:
+            mark = "✓" if o.ok else "✗"
+            stream = sys.stdout if o.ok else sys.stderr
+            print(f"{mark} {o.target}: {o.message}", file=stream)
+    return 0 if all(o.ok for o in outcomes) else 2
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from squad import control
+
+    squad = _load(args.layout)
+    outcomes = control.up(squad, _tmux(args))
+    if not args.json:
+        created = sum(o.data.get("state") in ("created", "restarted") for o in outcomes)
+        kept = sum(o.data.get("state") == "kept" for o in outcomes)
+        print(f"squad {squad.name} on socket {_tmux(args).socket}: "
+              f"{created} started, {kept} already running")
+    return _print_outcomes(outcomes, args.json)
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from squad import control
+
+    outcomes = control.down(_live(args), args.team, prune=args.prune, force=args.force,
+                            grace=args.grace)
+    return _print_outcomes(outcomes, args.json)
+
+
+def _control(args: argparse.Namespace) -> int:
+    from squad import control
+
+    if args.target and args.all:
+        raise UsageError(f"squad {args.command}: give a TARGET or --all, not both")
+    live = _live(args)
+    agents = live.resolve(args.target, all=args.all)
+    fn = getattr(control, args.command)
+    kw = {"reason": args.reason}
+    if args.command in ("stop", "restart"):
+        kw["grace"] = args.grace
+    return _print_outcomes(fn(live, agents, **kw), args.json)
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from squad import control
+    from squad.errors import SquadError
+
+    if args.file and args.text is not None:
+        raise UsageError("squad send: give TEXT or --file, not both")
+    if args.file:
+        try:
+            data = Path(args.file).read_bytes()
+        except OSError as exc:
+            raise SquadError(f"cannot read {args.file}: {exc.strerror}") from None
+    elif args.text is not None and args.text != "-":
+        data = os.fsencode(args.text)
+    else:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError("squad send: give TEXT, --file F, or pipe the text on stdin")
+        data = sys.stdin.buffer.read()
+    live = _live(args)
+    (agent,) = _one(live, args.target)
+    outcome = control.send(live, agent, data, enter=not args.no_enter, reason=args.reason)
+    return _print_outcomes([outcome], args.json)
+
+
+def _one(live, target: str):
+    from squad.errors import TargetError
+
+    if "/" not in target:
+        raise TargetError(f"{target!r}: name one agent as TEAM/AGENT")
+    return live.resolve(target)
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from squad import control
+
+    live = _live(args)
+    (agent,) = _one(live, args.target)
+    text = control.capture(live, agent, lines=max(0, args.lines), ansi=args.ansi)
+    if args.json:
+        _json({"target": agent.target, "text": text})
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+    return 0
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from squad import control
+
+    live = _live(args)
+    (agent,) = _one(live, args.target)
+    argv = control.attach_argv(live, agent)
+    env = dict(os.environ)
+    env.pop("TMUX", None)
+    sys.stdout.flush()
+    os.execvpe(argv[0], argv, env)
+    return 0  # not reached
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("B", "K", "M", "G"):
+        if n < 1024 or unit == "G":
+            return f"{n:.0f}{unit}" if unit in ("B", "K") else f"{n:.1f}{unit}"
+        n /= 1024
+    return f"{n}"
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from squad.snapshot import merge_live, one_shot, read_published
+
+    live = _live(args)
+    snap = one_shot(live)
+    published = read_published(live.squad.name)
+    if published is not None:
+        snap = merge_live(published, snap)
+    if args.json:
+        keys = ("team", "agent", "role", "state", "status", "pid", "cpu", "rss", "procs",
+                "branch", "worktree", "exit_code", "task", "breaker", "tags")
+        rows = []
+        for a in snap.agents:
+            d = a.to_json()
+            rows.append({k: d[k] for k in keys})
+        _json(rows)
+        return 0
+    from rich.table import Table
+    from rich.text import Text
+
+    from squad.style import STATUS_STYLE
+
+    table = Table(title=f"squad {snap.squad} · socket {snap.socket} · "
+                        f"CPU {snap.cpu:.0f}% · memory {snap.mem:.0f}%",
+                  title_justify="left", expand=False, box=None, padding=(0, 1))
+    for col in ("TEAM", "AGENT", "ROLE", "STATE", "STATUS", "PID", "CPU%", "MEM", "PROCS",
+                "TASK", "BRANCH", "WORKTREE"):
+        table.add_column(col, no_wrap=True, justify="right" if col in ("PID", "CPU%", "MEM",
+                                                                         "PROCS") else "left")
+    for a in snap.agents:
+        state = a.state if a.state != "exited" else f"exited ({a.exit_code})"
+        status = Text(a.status, style=STATUS_STYLE.get(a.status, ""))
+        if a.breaker != "closed":
+            status.append(f" · breaker {a.breaker}", style="red")
+        table.add_row(a.team, a.agent, Text(a.role), state, status, str(a.pid or "-"),
+                      f"{a.cpu:.1f}", _fmt_bytes(a.rss) if a.rss else "-", str(a.procs),
+                      Text(a.task or "-"), a.branch or "-", a.worktree or "-")
+    _console().print(table)
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from squad import events
+    from squad.live import pick_squad
+
+    tmux = _tmux(args)
+    name = pick_squad(tmux, args.squad_name)
+    since = events.parse_since(args.since) if args.since else None
+    stream = (events.follow(name, target=args.agent, since=since) if args.follow
+              else iter(events.read(name, target=args.agent, since=since)))
+    try:
+        for ev in stream:
+            if args.json:
+                print(json.dumps(ev, ensure_ascii=False), flush=True)
+            else:
+                print(format_event(ev), flush=True)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def format_event(ev: dict) -> str:
+    when = str(ev.get("time", ""))[11:19]
+    system = ev.get("system") or {}
+    parts = [when, f"{ev.get('by', ''):<10}", f"{ev.get('action', ''):<16}",
+             str(ev.get("target") or "-")]
+    for key in ("reason", "result", "error", "status"):
+        if ev.get(key):
+            parts.append(f"{key}={ev[key]}")
+    if system:
+        parts.append(f"[cpu {system.get('cpu', 0):.0f}% mem {system.get('mem', 0):.0f}%]")
+    return "  ".join(parts)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from squad.ui.app import run_ui
+
+    return run_ui(args, demo_layout())
+
+
+HANDLERS = {
+    "ui": cmd_ui, "up": cmd_up, "down": cmd_down, "ls": cmd_ls, "pause": _control,
+    "resume": _control, "stop": _control, "restart": _control, "send": cmd_send,
+    "capture": cmd_capture, "attach": cmd_attach, "events": cmd_events,
+}
+
+
+def _log_crash() -> str:
+    import traceback
+
+    try:
+        from squad.state import state_home
+
+        path = state_home() / "squad.log"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a") as f:
+            f.write(f"--- squad {' '.join(sys.argv[1:])}\n{traceback.format_exc()}\n")
+        return str(path)
+    except OSError:
+        return "(the log could not be written)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from squad.errors import SquadError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(_normalise(argv))
+        if args.version:
+            from squad import __version__
+
+            print(f"squad {__version__}")
+            return 0
+        if args.command in HANDLERS:
+            return HANDLERS[args.command](args)
+        from squad.cli_tasks import HANDLERS as TASK_HANDLERS
+
+        return TASK_HANDLERS[args.command](args)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except SquadError as exc:
+        print(f"squad: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        except OSError:
+            pass
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+        where = _log_crash()
+        print(f"squad: internal error: {type(exc).__name__}: {exc} (details in {where})",
+              file=sys.stderr)
+        return 1

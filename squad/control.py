@@ -1,0 +1,381 @@
+"""What users do to a squad: bring it up or down, pause, resume, stop, restart, send, capture.
+
+The CLI and the UI both call these functions; each returns plain results (what happened to
+which agent) and records an event in the audit trail. Process work goes through
+:mod:`squad.procs`, tmux work through :mod:`squad.tmux` in batched invocations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from squad import events, procs, worktrees
+from squad.errors import ControlError, SquadError, TargetError
+from squad.layout import Agent, Squad, check_programs
+from squad.live import Live, agent_env, running_squads, save_layout, wrapper_argv
+from squad.tmux import Pane, Tmux, env_args, format_literal
+
+WINDOW_SIZE = ("160", "48")  # detached windows; a client attaching resizes them
+HISTORY_LIMIT = "50000"
+
+
+@dataclass
+class Outcome:
+    """What one action did to one agent."""
+
+    target: str
+    action: str
+    ok: bool
+    message: str
+    data: dict[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {"target": self.target, "action": self.action, "ok": self.ok,
+                "message": self.message, **self.data}
+
+
+# -- up ---------------------------------------------------------------------------------
+
+
+def _prepare_dir(squad: Squad, agent: Agent) -> tuple[Path, str | None]:
+    """Create or reuse the agent's worktree; return its working directory and what was done."""
+    note = None
+    wt = squad.worktree_dir(agent)
+    if agent.worktree and wt is not None:
+        note = worktrees.ensure(squad.repo, wt, agent.branch_name(), agent.base)
+    workdir = squad.agent_dir(agent)
+    if not workdir.is_dir():
+        raise SquadError(
+            f"{agent.target}: working directory {workdir} does not exist (check `cwd` in the "
+            "layout)"
+        )
+    return workdir, note
+
+
+def _window_args(squad: Squad, agent: Agent, socket: str, workdir: Path) -> list[str]:
+    return ["-c", format_literal(str(workdir)), *env_args(agent_env(squad, agent, socket))]
+
+
+def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
+    """Bring a squad up: create what is missing, restart what exited, keep what runs.
+
+    The whole tmux side is one batched tmux invocation. Idempotent: running it again on a
+    running squad changes nothing and says so.
+    """
+    tmux.require_version()
+    missing = check_programs(squad, path_env=agent_env(squad, squad.agents()[0], "").get("PATH"))
+    if missing:
+        where = squad.source or squad.name
+        lines = "; ".join(f"{a.target} needs {prog!r}" for a, prog in missing)
+        raise SquadError(
+            f"{where}: program not found on PATH: {lines}. Install it, or change the agent's "
+            "`command` in the layout"
+        )
+    panes = tmux.panes()
+    mine = {p.target: p for p in running_squads(tmux, panes).get(squad.name, [])}
+    owner: dict[str, str] = {}
+    for p in panes:
+        owner.setdefault(p.session, p.squad)
+    for team in squad.teams:
+        if team.session in owner and owner[team.session] != squad.name:
+            who = f"squad {owner[team.session]!r}" if owner[team.session] else "someone else"
+            raise SquadError(
+                f"tmux session {team.session!r} on socket {tmux.socket!r} belongs to {who}: "
+                f"give team {team.name!r} another `session` name in the layout, or use "
+                "another socket with -L"
+            )
+
+    save_layout(squad)
+    outcomes: list[Outcome] = []
+    cmds: list[list[str]] = [
+        ["start-server"],
+        ["set-option", "-g", "history-limit", HISTORY_LIMIT],
+        ["set-option", "-wg", "remain-on-exit", "on"],
+    ]
+    sessions = {p.session for p in panes}
+    created_sessions: list[str] = []
+    for team in squad.teams:
+        session = f"={team.session}"
+        for agent in team.agents:
+            pane = mine.get(agent.target)
+            if pane is not None and not pane.dead:
+                outcomes.append(Outcome(agent.target, "up", True, "kept (running)",
+                                        {"state": "kept", "pid": pane.pid}))
+                continue
+            workdir, note = _prepare_dir(squad, agent)
+            args = _window_args(squad, agent, tmux.socket, workdir)
+            argv = wrapper_argv(agent)
+            if pane is not None:
+                cmds.append(["respawn-pane", "-k", "-t", pane.pane_id, *args, "--", *argv])
+                state, msg = "restarted", f"restarted (had exited with {pane.exit_code})"
+            else:
+                if team.session not in sessions:
+                    cmds.append(["new-session", "-d", "-s", team.session, "-n", agent.role,
+                                 "-x", WINDOW_SIZE[0], "-y", WINDOW_SIZE[1], *args, "--", *argv])
+                    cmds.append(["set-option", "-t", session, "@squad_name", squad.name])
+                    cmds.append(["set-option", "-t", session, "@squad_team", team.name])
+                    sessions.add(team.session)
+                    created_sessions.append(team.session)
+                else:
+                    cmds.append(["new-window", "-d", "-a", "-t", f"{session}:{{end}}",
+                                 "-n", agent.role, *args, "--", *argv])
+                cmds.append(["set-option", "-w", "-t", f"{session}:{{end}}",
+                             "@squad_agent", agent.name])
+                state, msg = "created", "created"
+            if note:
+                msg += f"; worktree {note} on {agent.branch_name()}"
+            outcomes.append(Outcome(agent.target, "up", True, msg, {"state": state}))
+    if len(cmds) > 3:
+        tmux.run(*cmds)
+    for o in outcomes:
+        if o.data.get("state") != "kept":
+            events.record(squad.name, "up", target=o.target, by=by, reason=o.message)
+    extra = sorted(set(mine) - {a.target for a in squad.agents()})
+    for target in extra:
+        outcomes.append(Outcome(target, "up", True,
+                                "running but not in the layout (left alone)", {"state": "extra"}))
+    return outcomes
+
+
+# -- down -------------------------------------------------------------------------------
+
+
+def down(
+    live: Live,
+    team: str | None = None,
+    *,
+    prune: bool = False,
+    force: bool = False,
+    grace: float | None = None,
+    by: str = "cli",
+) -> list[Outcome]:
+    """Stop every agent's whole process tree, then remove the team sessions.
+
+    With ``prune`` also remove the agents' worktrees that hold no uncommitted work; dirty
+    ones are kept and named (``force`` deletes them too).
+    """
+    squad = live.squad
+    if team is not None:
+        t = squad.team(team)
+        if t is None:
+            raise TargetError(
+                f"unknown team {team!r} in squad {squad.name!r}; teams: "
+                + ", ".join(x.name for x in squad.teams)
+            )
+        teams = [t]
+    else:
+        teams = list(squad.teams)
+    agents = [a for t in teams for a in t.agents]
+    roots = [p.pid for a in agents if (p := live.pane(a)) and not p.dead and p.pid]
+    wait = grace if grace is not None else max((a.grace for a in agents), default=10.0)
+    killed = procs.terminate_trees([r for r in roots if r], grace=wait)
+    sessions = {p.session for a in agents if (p := live.pane(a))}
+    # The squad's own sessions, including windows of agents no longer in the layout.
+    sessions |= {p.session for p in live.panes.values() if p.team in {t.name for t in teams}}
+    if sessions:
+        live.tmux.run(*[["kill-session", "-t", f"={s}"] for s in sorted(sessions)], check=False)
+    outcomes = [
+        Outcome(a.target, "down", True, "stopped" if live.pane(a) else "was not running")
+        for a in agents
+    ]
+    if killed:
+        outcomes.append(Outcome(squad.name, "down", True,
+                                f"killed {len(killed)} process(es) after the {wait:g}s grace"))
+    events.record(squad.name, "down", target=team, by=by,
+                  reason=f"{len(roots)} agent(s) stopped", killed=len(killed))
+    if prune:
+        outcomes += prune_worktrees(squad, agents, force=force, by=by)
+    return outcomes
+
+
+def prune_worktrees(squad: Squad, agents: Iterable[Agent], *, force: bool, by: str) -> list[Outcome]:
+    outcomes = []
+    for agent in agents:
+        path = squad.worktree_dir(agent)
+        if not agent.worktree or path is None or not path.exists():
+            continue
+        changes = worktrees.dirty(path)
+        if changes and not force:
+            outcomes.append(Outcome(agent.target, "prune", False,
+                                    f"kept {path}: {len(changes)} uncommitted change(s) "
+                                    "(commit them, or pass --force to delete them)",
+                                    {"worktree": str(path)}))
+            continue
+        worktrees.remove(squad.repo, path, force=force)
+        events.record(squad.name, "prune", target=agent.target, by=by, reason=str(path))
+        outcomes.append(Outcome(agent.target, "prune", True, f"removed worktree {path}",
+                                {"worktree": str(path)}))
+    return outcomes
+
+
+# -- pause / resume / stop / restart -----------------------------------------------------
+
+
+def _alive_pane(live: Live, agent: Agent) -> Pane:
+    pane = live.require_pane(agent)
+    if pane.dead or not pane.pid:
+        raise ControlError(f"{agent.target} has exited (status {pane.exit_code}): nothing to do")
+    return pane
+
+
+def _each(
+    live: Live,
+    agents: list[Agent],
+    action: str,
+    do: Callable[[Agent], Outcome],
+    *,
+    reason: str | None,
+    by: str,
+) -> list[Outcome]:
+    outcomes = []
+    for agent in agents:
+        try:
+            outcome = do(agent)
+        except (ControlError, TargetError) as exc:
+            outcome = Outcome(agent.target, action, False, str(exc))
+        if outcome.ok and not outcome.data.get("noop"):
+            events.record(live.squad.name, action, target=agent.target, by=by, reason=reason,
+                          result=outcome.message)
+        elif not outcome.ok:
+            events.record(live.squad.name, f"{action}.failed", target=agent.target, by=by,
+                          reason=reason, error=outcome.message)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def pause(live: Live, agents: list[Agent], *, reason: str | None = None,
+          by: str = "cli") -> list[Outcome]:
+    """SIGSTOP each agent's whole tree; verified stopped. Pausing a paused agent is a no-op."""
+
+    def one(agent: Agent) -> Outcome:
+        pane = _alive_pane(live, agent)
+        table = procs.scan()
+        tree = [p for p in table.tree(pane.pid) if table.procs[p].state not in procs.GONE_STATES]
+        if not tree:
+            raise ControlError(f"{agent.target} has no running process to pause")
+        if all(table.procs[p].state in procs.STOPPED_STATES for p in tree):
+            return Outcome(agent.target, "pause", True, "already paused", {"noop": True})
+        stopped = procs.pause_tree(pane.pid)
+        return Outcome(agent.target, "pause", True,
+                       f"paused ({len(stopped)} process{'es' if len(stopped) != 1 else ''})",
+                       {"pids": stopped})
+
+    return _each(live, agents, "pause", one, reason=reason, by=by)
+
+
+def resume(live: Live, agents: list[Agent], *, reason: str | None = None,
+           by: str = "cli") -> list[Outcome]:
+    """SIGCONT each agent's tree, deepest first; a running agent is a harmless no-op."""
+
+    def one(agent: Agent) -> Outcome:
+        pane = _alive_pane(live, agent)
+        table = procs.scan()
+        tree = table.tree(pane.pid)
+        if not any(table.procs[p].state in procs.STOPPED_STATES for p in tree):
+            return Outcome(agent.target, "resume", True, "already running", {"noop": True})
+        pids = procs.resume_tree(pane.pid)
+        return Outcome(agent.target, "resume", True,
+                       f"resumed ({len(pids)} process{'es' if len(pids) != 1 else ''})",
+                       {"pids": pids})
+
+    return _each(live, agents, "resume", one, reason=reason, by=by)
+
+
+def _wait_dead(live: Live, targets: set[str], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        live.refresh()
+        if all((p := live.panes.get(t)) is None or p.dead for t in targets):
+            return
+        time.sleep(0.02)
+
+
+def stop(live: Live, agents: list[Agent], *, grace: float | None = None,
+         reason: str | None = None, by: str = "cli") -> list[Outcome]:
+    """SIGTERM each agent's tree, wait the grace period, SIGKILL survivors. The window stays,
+    showing the agent's last screen and how it ended."""
+    running = []
+    outcomes: list[Outcome] = []
+    for agent in agents:
+        try:
+            pane = _alive_pane(live, agent)
+        except (ControlError, TargetError) as exc:
+            noop = isinstance(exc, ControlError)
+            outcomes.append(Outcome(agent.target, "stop", noop,
+                                    "already exited" if noop else str(exc), {"noop": noop}))
+            continue
+        running.append((agent, pane))
+    if running:
+        wait = grace if grace is not None else max(a.grace for a, _ in running)
+        killed = procs.terminate_trees([p.pid for _, p in running if p.pid], grace=wait)
+        _wait_dead(live, {a.target for a, _ in running})
+        for agent, _ in running:
+            pane = live.panes.get(agent.target)
+            how = f"exit status {pane.exit_code}" if pane and pane.exit_code is not None else (
+                f"signal {pane.exit_signal}" if pane and pane.exit_signal else "stopped")
+            msg = f"stopped ({how})" + (f"; killed {len(killed)} after {wait:g}s" if killed else "")
+            outcomes.append(Outcome(agent.target, "stop", True, msg, {"killed": len(killed)}))
+            events.record(live.squad.name, "stop", target=agent.target, by=by, reason=reason,
+                          result=msg)
+    return outcomes
+
+
+def restart(live: Live, agents: list[Agent], *, grace: float | None = None,
+            reason: str | None = None, by: str = "cli") -> list[Outcome]:
+    """Stop each agent (if running), then respawn its window with the same command,
+    environment and directory from the squad's layout."""
+    stop(live, agents, grace=grace, reason=reason, by=by)
+    live.refresh()
+    cmds: list[list[str]] = []
+    outcomes = []
+    for agent in agents:
+        pane = live.pane(agent)
+        if pane is None:
+            outcomes.append(Outcome(agent.target, "restart", False,
+                                    f"{agent.target} has no window: run `squad up`"))
+            continue
+        workdir, _ = _prepare_dir(live.squad, agent)
+        args = _window_args(live.squad, agent, live.tmux.socket, workdir)
+        cmds.append(["respawn-pane", "-k", "-t", pane.pane_id, *args, "--", *wrapper_argv(agent)])
+        cmds.append(["clear-history", "-t", pane.pane_id])
+        outcomes.append(Outcome(agent.target, "restart", True, "restarted"))
+    if cmds:
+        live.tmux.run(*cmds)
+        live.refresh()
+    for o in outcomes:
+        if o.ok:
+            pane = live.panes.get(o.target)
+            o.data["pid"] = pane.pid if pane else None
+            events.record(live.squad.name, "restart", target=o.target, by=by, reason=reason)
+    return outcomes
+
+
+# -- send / capture -------------------------------------------------------------------
+
+
+def send(live: Live, agent: Agent, data: bytes, *, enter: bool = True,
+         by: str = "cli", reason: str | None = None) -> Outcome:
+    """Deliver bytes to an agent exactly as given, then Enter."""
+    pane = _alive_pane(live, agent)
+    live.tmux.paste(pane.pane_id, data, enter=enter, delay=agent.submit_delay)
+    preview = data[:120].decode("utf-8", "replace")
+    events.record(live.squad.name, "send", target=agent.target, by=by, reason=reason,
+                  bytes=len(data), preview=preview)
+    return Outcome(agent.target, "send", True, f"sent {len(data)} bytes", {"bytes": len(data)})
+
+
+def capture(live: Live, agent: Agent, *, lines: int = 2000, ansi: bool = False) -> str:
+    """The agent's screen and up to ``lines`` lines of scrollback."""
+    pane = live.require_pane(agent)
+    return live.tmux.capture([pane.pane_id], history=lines, ansi=ansi).get(pane.pane_id, "")
+
+
+def attach_argv(live: Live, agent: Agent) -> list[str]:
+    """The tmux command line that attaches a terminal to the agent's window."""
+    pane = live.require_pane(agent)
+    return [live.tmux.binary or "tmux", "-L", live.tmux.socket,
+            "select-window", "-t", pane.window_id, ";",
+            "attach-session", "-t", pane.session_id]

@@ -1,0 +1,177 @@
+"""Running squads as tmux shows them: which squads run on a socket, their layouts, targets.
+
+A running squad is recognised by the user options squad sets on its sessions and windows
+(``@squad_name``, ``@squad_team``, ``@squad_agent``); its layout, resolved, is kept in the
+state directory when it is brought up, so every command knows each agent's command,
+directory, tags and limits without the layout file at hand.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from squad import layout as layout_mod
+from squad.errors import SquadError, TargetError
+from squad.layout import Agent, Squad
+from squad.state import squad_dir, state_home
+from squad.tmux import Pane, Tmux
+
+DEFAULT_SOCKET = "squad"
+
+
+def socket_name(arg: str | None = None) -> str:
+    return arg or os.environ.get("SQUAD_SOCKET") or DEFAULT_SOCKET
+
+
+def saved_layout_path(name: str) -> Path:
+    return squad_dir(name) / "layout.toml"
+
+
+def save_layout(squad: Squad) -> Path:
+    """Keep the resolved layout in the state directory (private, atomically replaced)."""
+    path = saved_layout_path(squad.name)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(layout_mod.dump(squad))
+    os.replace(tmp, path)
+    return path
+
+
+def load_saved_layout(name: str) -> Squad:
+    path = saved_layout_path(name)
+    if not path.exists():
+        raise SquadError(
+            f"squad {name!r} is running but squad has no record of its layout "
+            f"({path} is missing): run `squad up LAYOUT` again to record it"
+        )
+    return layout_mod.load(path)
+
+
+def running_squads(tmux: Tmux, panes: list[Pane] | None = None) -> dict[str, list[Pane]]:
+    """Squad name -> its panes, for every squad on this socket."""
+    found: dict[str, list[Pane]] = {}
+    for pane in tmux.panes() if panes is None else panes:
+        if pane.squad and pane.team and pane.agent:
+            found.setdefault(pane.squad, []).append(pane)
+    return found
+
+
+def pick_squad(tmux: Tmux, name: str | None, panes: list[Pane] | None = None) -> str:
+    """The squad a command acts on: ``--squad``/``$SQUAD_NAME``, else the only one running."""
+    name = name or os.environ.get("SQUAD_NAME") or None
+    running = running_squads(tmux, panes)
+    if name:
+        if name not in running and not saved_layout_path(name).exists():
+            others = ", ".join(sorted(running)) or "none"
+            raise SquadError(
+                f"no squad named {name!r} on tmux socket {tmux.socket!r} (running: {others})"
+            )
+        return name
+    if not running:
+        raise SquadError(
+            f"no squad is running on tmux socket {tmux.socket!r}: start one with "
+            "`squad up LAYOUT` (or `squad up` for the demo), or pick another socket with -L"
+        )
+    if len(running) > 1:
+        raise SquadError(
+            f"several squads run on socket {tmux.socket!r} ({', '.join(sorted(running))}): "
+            "pick one with --squad NAME"
+        )
+    return next(iter(running))
+
+
+@dataclass
+class Live:
+    """One running squad: its layout and the panes of its agents (by ``team/agent``)."""
+
+    tmux: Tmux
+    squad: Squad
+    panes: dict[str, Pane] = field(default_factory=dict)
+    others: dict[str, list[Pane]] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, tmux: Tmux, name: str | None = None) -> Live:
+        panes = tmux.panes()
+        chosen = pick_squad(tmux, name, panes)
+        running = running_squads(tmux, panes)
+        squad = load_saved_layout(chosen)
+        live = cls(tmux, squad, others={k: v for k, v in running.items() if k != chosen})
+        live.panes = {p.target: p for p in running.get(chosen, [])}
+        return live
+
+    def refresh(self) -> None:
+        running = running_squads(self.tmux)
+        self.panes = {p.target: p for p in running.get(self.squad.name, [])}
+        self.others = {k: v for k, v in running.items() if k != self.squad.name}
+
+    def pane(self, agent: Agent) -> Pane | None:
+        return self.panes.get(agent.target)
+
+    def resolve(self, target: str | None, *, all: bool = False) -> list[Agent]:
+        """Agents named by a target: ``TEAM/AGENT``, ``TEAM``, or every agent with ``all``."""
+        if all:
+            return self.squad.agents()
+        if not target:
+            raise TargetError("say which agent: TEAM/AGENT, TEAM, or --all")
+        target = target.strip()
+        if "/" in target:
+            agent = self.squad.agent(target)
+            if agent is not None:
+                return [agent]
+        else:
+            team = self.squad.team(target)
+            if team is not None:
+                return list(team.agents)
+        for other, panes in self.others.items():
+            if any(p.target == target or p.team == target for p in panes):
+                raise TargetError(
+                    f"{target} belongs to squad {other!r}, not {self.squad.name!r}: "
+                    f"pass --squad {other}"
+                )
+        known = ", ".join(a.target for a in self.squad.agents())
+        raise TargetError(
+            f"unknown target {target!r} in squad {self.squad.name!r}; agents: {known}"
+        )
+
+    def require_pane(self, agent: Agent) -> Pane:
+        pane = self.pane(agent)
+        if pane is None:
+            raise TargetError(
+                f"{agent.target} has no window on socket {self.tmux.socket!r}: "
+                "run `squad up` to create it"
+            )
+        return pane
+
+
+def agent_env(squad: Squad, agent: Agent, socket: str) -> dict[str, str]:
+    """The environment of an agent's window: the layout's, plus squad's own names.
+
+    The directories of squad's interpreter and scripts go first on PATH so that ``squad``
+    and ``python`` inside the window are the ones that run this squad.
+    """
+    env = dict(agent.env)
+    base_path = env.get("PATH") or os.environ.get("PATH", "")
+    first = []
+    for d in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
+        if d and d not in first and d not in base_path.split(os.pathsep)[:2]:
+            first.append(d)
+    env["PATH"] = os.pathsep.join([*first, base_path]) if first else base_path
+    env.update(
+        SQUAD_NAME=squad.name,
+        SQUAD_TEAM=agent.team,
+        SQUAD_AGENT=agent.name,
+        SQUAD_SOCKET=socket,
+        SQUAD_HOME=str(state_home()),
+    )
+    return env
+
+
+def wrapper_argv(agent: Agent) -> list[str]:
+    """The window's command: the thin wrapper, with the agent's command as its child."""
+    wrapper = Path(__file__).with_name("wrapper.py")
+    return [sys.executable, "-S", str(wrapper), "--", *agent.argv]

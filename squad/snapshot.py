@@ -1,0 +1,269 @@
+"""Snapshots: what every agent of a squad is doing at one moment, as immutable plain data.
+
+One tick costs one ``list-panes -a`` fork, one process-table scan and one batched
+``capture-pane`` fork for all agents, however many there are. The :class:`Observer` keeps
+what must persist between ticks (the previous scan for CPU %, when each screen last changed,
+each agent's debounced status); ``squad ls`` without a running supervisor makes a one-shot
+snapshot from two quick observations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from squad import procs
+from squad.layout import Agent
+from squad.live import Live
+from squad.state import squad_dir
+from squad.status import Evidence, Status, StatusTracker, classify, patterns_for
+from squad.tmux import Pane
+
+STATUS_TAIL = 60  # screen lines kept per agent in a snapshot (the bottom of the screen)
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    """One agent in a snapshot."""
+
+    team: str
+    agent: str
+    role: str
+    state: str  # running | exited | down (no window)
+    status: str  # starting | working | idle | needs-input | stalled | paused | exited | down
+    pid: int | None  # the agent's own pid (the wrapper's child)
+    wrapper_pid: int | None
+    exit_code: int | None
+    cpu: float
+    rss: int
+    procs: int
+    branch: str | None
+    worktree: str | None
+    cwd: str | None
+    session: str
+    window_id: str | None
+    pane_id: str | None
+    tags: tuple[str, ...] = ()
+    capacity: int = 1
+    dispatch: bool = True
+    since: float = 0.0  # wall-clock time the current status began
+    task: str | None = None  # the current task ("#12 Fix login"), filled by the supervisor
+    task_id: int | None = None
+    breaker: str = "closed"
+
+    @property
+    def target(self) -> str:
+        return f"{self.team}/{self.agent}"
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["tags"] = list(self.tags)
+        data["target"] = self.target
+        return data
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    squad: str
+    socket: str
+    at: float  # wall clock
+    cpu: float  # system CPU %
+    mem: float  # system memory %
+    agents: tuple[AgentRow, ...]
+    screens: dict[str, str] = field(default_factory=dict, compare=False)  # target -> tail
+
+    def agent(self, target: str) -> AgentRow | None:
+        return next((a for a in self.agents if a.target == target), None)
+
+    def to_json(self) -> dict[str, object]:
+        return {"squad": self.squad, "socket": self.socket, "at": self.at, "cpu": self.cpu,
+                "mem": self.mem, "agents": [a.to_json() for a in self.agents]}
+
+
+def _hash(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=12).hexdigest()
+
+
+class Observer:
+    """Produces successive snapshots of one squad, remembering what ticks need to compare."""
+
+    def __init__(self, live: Live, *, capture: bool = True) -> None:
+        self.live = live
+        self.capture = capture
+        self.sampler = procs.Sampler()
+        self.trackers: dict[str, StatusTracker] = {}
+        self.seen: dict[str, tuple[str, float]] = {}  # target -> (screen hash, changed_at)
+        self.started: dict[str, tuple[str, int | None, float]] = {}  # target -> pane, pid, t
+        self.history: dict[str, deque[tuple[float, float, int]]] = {}  # target -> (t, cpu, rss)
+        self.last: Snapshot | None = None
+
+    def tracker(self, agent: Agent) -> StatusTracker:
+        tr = self.trackers.get(agent.target)
+        if tr is None:
+            pats = patterns_for(agent.argv, agent.ready_pattern, agent.busy_pattern,
+                                agent.input_pattern)
+            tr = StatusTracker(pats, stall_after=agent.stall_after)
+            self.trackers[agent.target] = tr
+        return tr
+
+    def tick(self) -> Snapshot:
+        live = self.live
+        live.refresh()
+        self.sampler.sample()
+        system = self.sampler.system()
+        now, wall = time.monotonic(), time.time()
+        agents = live.squad.agents()
+        panes = {a.target: live.pane(a) for a in agents}
+        screens: dict[str, str] = {}
+        if self.capture:
+            ids = {p.pane_id: t for t, p in panes.items() if p is not None}
+            for pane_id, text in live.tmux.capture(ids).items():
+                screens[ids[pane_id]] = text
+        rows = []
+        for agent in agents:
+            pane = panes[agent.target]
+            rows.append(self._row(agent, pane, screens.get(agent.target, ""), now, wall))
+        tails = {t: "\n".join(s.rstrip("\n").split("\n")[-STATUS_TAIL:]) for t, s in screens.items()}
+        snap = Snapshot(live.squad.name, live.tmux.socket, wall, system.cpu, system.mem,
+                        tuple(rows), tails)
+        self.last = snap
+        return snap
+
+    def _row(self, agent: Agent, pane: Pane | None, screen: str, now: float,
+             wall: float) -> AgentRow:
+        squad = self.live.squad
+        wt = squad.worktree_dir(agent) if agent.worktree else None
+        base = dict(
+            team=agent.team, agent=agent.name, role=agent.role, branch=(
+                agent.branch_name() if agent.worktree else None),
+            worktree=str(wt) if wt else None, cwd=str(squad.agent_dir(agent)),
+            tags=tuple(agent.tags), capacity=agent.capacity, dispatch=agent.dispatch,
+        )
+        if pane is None:
+            self.trackers.pop(agent.target, None)
+            return AgentRow(state="down", status="down", pid=None, wrapper_pid=None,
+                            exit_code=None, cpu=0.0, rss=0, procs=0, session="",
+                            window_id=None, pane_id=None, since=wall, **base)
+        usage = self.sampler.usage(pane.pid if not pane.dead else None)
+        table = self.sampler.table
+        kids = table.children.get(pane.pid or -1, []) if table else []
+        pid = kids[0] if kids and not pane.dead else None
+        key = (pane.pane_id, pane.pid)
+        started = self.started.get(agent.target)
+        if started is None or started[:2] != key:
+            started = (pane.pane_id, pane.pid, now)
+            self.started[agent.target] = started
+            self.trackers.pop(agent.target, None)
+            self.seen.pop(agent.target, None)
+        digest = _hash(screen)
+        prev = self.seen.get(agent.target)
+        changed_at = now if prev is None or prev[0] != digest else prev[1]
+        if prev is None:
+            changed_at = started[2]
+        self.seen[agent.target] = (digest, changed_at)
+        ev = Evidence(now=now, started_at=started[2], screen=screen, changed_at=changed_at,
+                      dead=pane.dead, exit_code=pane.exit_code, stopped=usage.stopped,
+                      cpu=usage.cpu)
+        tracker = self.tracker(agent)
+        status = tracker.update(ev)
+        hist = self.history.setdefault(agent.target, deque(maxlen=600))
+        hist.append((wall, usage.cpu, usage.rss))
+        return AgentRow(
+            state="exited" if pane.dead else "running",
+            status=str(status),
+            pid=pid,
+            wrapper_pid=pane.pid,
+            exit_code=pane.exit_code if pane.dead else None,
+            cpu=usage.cpu,
+            rss=usage.rss,
+            procs=usage.procs,
+            session=pane.session,
+            window_id=pane.window_id,
+            pane_id=pane.pane_id,
+            since=wall - (now - tracker.since),
+            **base,
+        )
+
+
+def one_shot(live: Live, interval: float = 0.15) -> Snapshot:
+    """A snapshot without history: two observations ``interval`` apart.
+
+    The screen changing between them counts as recent activity; a screen that did not change
+    is treated as quiet for a short while (not long enough to call anything stalled).
+    """
+    obs = Observer(live)
+    obs.tick()
+    time.sleep(interval)
+    # Second observation: pretend the first one was long enough ago that only a change in
+    # between counts as activity.
+    for target, (digest, _) in list(obs.seen.items()):
+        obs.seen[target] = (digest, time.monotonic() - 10.0)
+    for target, (pane_id, pid, _) in list(obs.started.items()):
+        obs.started[target] = (pane_id, pid, time.monotonic() - 60.0)
+    obs.trackers.clear()
+    return obs.tick()
+
+
+# -- the published snapshot: what a running supervisor saw last ---------------------------
+
+
+def published_path(squad: str) -> Path:
+    return squad_dir(squad) / "snapshot.json"
+
+
+def publish(snap: Snapshot, extra: dict[str, object] | None = None) -> None:
+    """Write the snapshot for other processes (``squad ls``), atomically, private."""
+    path = published_path(snap.squad)
+    data = snap.to_json() | {"pid": os.getpid()} | (extra or {})
+    tmp = path.with_name(f"snapshot.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def read_published(squad: str, max_age: float = 3.0) -> Snapshot | None:
+    """The snapshot a live supervisor published within ``max_age`` seconds, if any."""
+    path = published_path(squad)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if time.time() - float(data.get("at", 0)) > max_age:
+        return None
+    try:
+        os.kill(int(data.get("pid", 0)), 0)
+    except (OSError, ValueError):
+        return None
+    rows = []
+    for a in data.get("agents", []):
+        a = dict(a)
+        a.pop("target", None)
+        a["tags"] = tuple(a.get("tags") or ())
+        try:
+            rows.append(AgentRow(**a))
+        except TypeError:
+            return None
+    return Snapshot(data["squad"], data.get("socket", ""), float(data["at"]),
+                    float(data.get("cpu", 0)), float(data.get("mem", 0)), tuple(rows))
+
+
+def merge_live(published: Snapshot, fresh: Snapshot) -> Snapshot:
+    """Fresh process facts (state, pid, CPU, memory) with the supervisor's debounced status
+    and task columns."""
+    rows = []
+    for row in fresh.agents:
+        old = published.agent(row.target)
+        if old is not None and row.state == "running" and old.state == "running":
+            row = replace(row, status=old.status if row.status != "paused" else row.status,
+                          since=old.since, task=old.task, task_id=old.task_id,
+                          breaker=old.breaker)
+        elif old is not None:
+            row = replace(row, task=old.task, task_id=old.task_id, breaker=old.breaker)
+        rows.append(row)
+    return replace(fresh, agents=tuple(rows))

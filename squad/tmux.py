@@ -1,0 +1,281 @@
+"""The one place squad talks to tmux: batched commands on squad's own server (its socket).
+
+Every tmux invocation forks a process (2-4 ms of CPU each, see DESIGN.md section 5), so this
+module sends many commands per invocation: a list of commands becomes one ``tmux`` call with
+``;`` separators. Arguments are escaped so that nothing a user wrote (a command ending in ``;``,
+a path with ``#``) is read by tmux as syntax. Agent text is delivered through a paste buffer
+fed on standard input, so it reaches the program byte for byte.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from squad.errors import TmuxError
+
+MIN_VERSION = (3, 2)
+SEP = "\x1f"  # unit separator: never in names squad allows, survives tmux formats verbatim
+
+_PANE_FIELDS = (
+    "session_name",
+    "session_id",
+    "window_id",
+    "window_index",
+    "window_name",
+    "pane_id",
+    "pane_pid",
+    "pane_dead",
+    "pane_dead_status",
+    "pane_dead_signal",
+    "@squad_name",
+    "@squad_team",
+    "@squad_agent",
+    "pane_width",
+    "pane_height",
+    "pane_current_path",
+)
+PANE_FORMAT = SEP.join("#{%s}" % f for f in _PANE_FIELDS)
+
+
+@dataclass(frozen=True)
+class Pane:
+    """One agent window's first pane as tmux reports it."""
+
+    session: str
+    session_id: str
+    window_id: str
+    window_index: int
+    window_name: str
+    pane_id: str
+    pid: int | None
+    dead: bool
+    exit_code: int | None
+    exit_signal: int | None
+    squad: str
+    team: str
+    agent: str
+    width: int
+    height: int
+    path: str
+
+    @property
+    def target(self) -> str:
+        return f"{self.team}/{self.agent}"
+
+
+def escape_arg(arg: str) -> str:
+    """Escape one argument so tmux's command parser gives it back unchanged.
+
+    tmux treats any argument that ends in ``;`` as "argument, then command separator", and an
+    argument ending in ``\\;`` as one ending in ``;``. Turning a final ``;`` into ``\\;``
+    restores the original in both cases.
+    """
+    return arg[:-1] + "\\;" if arg.endswith(";") else arg
+
+
+def format_literal(text: str) -> str:
+    """Escape text for options that tmux expands as a format (``-c`` start directory)."""
+    return text.replace("#", "##")
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.strip().lstrip("-").isdigit() else None
+
+
+class Tmux:
+    """squad's tmux server, reached by socket name (``tmux -L NAME``)."""
+
+    def __init__(self, socket: str) -> None:
+        self.socket = socket
+        self.binary = shutil.which("tmux")
+
+    # -- running commands -------------------------------------------------------------
+
+    def _argv(self, commands: Sequence[Sequence[str]]) -> list[str]:
+        if not self.binary:
+            self.binary = shutil.which("tmux")
+            if not self.binary:
+                raise TmuxError("tmux is not installed (squad needs tmux >= 3.2 on PATH)")
+        argv = [self.binary, "-L", self.socket]
+        for i, cmd in enumerate(commands):
+            if i:
+                argv.append(";")
+            argv.extend(escape_arg(str(a)) for a in cmd)
+        return argv
+
+    def run(
+        self,
+        *commands: Sequence[str],
+        input: bytes | None = None,
+        check: bool = True,
+    ) -> str:
+        """Run commands in one tmux invocation; return its standard output as text.
+
+        With ``check`` a non-zero exit raises :class:`TmuxError` carrying tmux's message.
+        """
+        proc = self.run_bytes(*commands, input=input)
+        out = proc.stdout.decode("utf-8", "replace")
+        if check and proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip() or f"exit {proc.returncode}"
+            raise TmuxError(f"tmux (socket {self.socket!r}): {err}")
+        return out
+
+    def run_bytes(
+        self, *commands: Sequence[str], input: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        argv = self._argv(commands)
+        env = dict(os.environ)
+        env.pop("TMUX", None)  # inside tmux, never let the user's server leak in
+        return subprocess.run(
+            argv,
+            input=input if input is not None else b"",
+            capture_output=True,
+            env=env,
+            check=False,
+        )
+
+    # -- queries ----------------------------------------------------------------------
+
+    def alive(self) -> bool:
+        """Whether a tmux server answers on this socket."""
+        if not self.binary:
+            return False
+        return self.run_bytes(["list-sessions", "-F", "x"]).returncode == 0
+
+    def version(self) -> tuple[int, int]:
+        if not self.binary:
+            raise TmuxError("tmux is not installed (squad needs tmux >= 3.2 on PATH)")
+        out = subprocess.run(
+            [self.binary, "-V"], capture_output=True, text=True, check=False
+        ).stdout
+        digits = "".join(c if c.isdigit() or c == "." else " " for c in out).split()
+        parts = (digits[0].split(".") + ["0"])[:2] if digits else ["0", "0"]
+        return int(parts[0] or 0), int(parts[1] or 0)
+
+    def require_version(self) -> None:
+        have = self.version()
+        if have < MIN_VERSION:
+            raise TmuxError(
+                f"tmux {have[0]}.{have[1]} is too old: squad needs tmux >= "
+                f"{MIN_VERSION[0]}.{MIN_VERSION[1]}"
+            )
+
+    def panes(self) -> list[Pane]:
+        """Every pane on the server in one fork; [] when no server runs."""
+        proc = self.run_bytes(["list-panes", "-a", "-F", PANE_FORMAT])
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace")
+            if "no server running" in err or "error connecting" in err or not err.strip():
+                return []
+            raise TmuxError(f"tmux (socket {self.socket!r}): {err.strip()}")
+        panes = []
+        for line in proc.stdout.decode("utf-8", "replace").splitlines():
+            f = line.split(SEP)
+            if len(f) != len(_PANE_FIELDS):
+                continue
+            panes.append(
+                Pane(
+                    session=f[0],
+                    session_id=f[1],
+                    window_id=f[2],
+                    window_index=_int(f[3]) or 0,
+                    window_name=f[4],
+                    pane_id=f[5],
+                    pid=_int(f[6]),
+                    dead=f[7] == "1",
+                    exit_code=_int(f[8]),
+                    exit_signal=_int(f[9]),
+                    squad=f[10],
+                    team=f[11],
+                    agent=f[12],
+                    width=_int(f[13]) or 0,
+                    height=_int(f[14]) or 0,
+                    path=f[15],
+                )
+            )
+        return panes
+
+    def capture(
+        self,
+        pane_ids: Iterable[str],
+        *,
+        history: int = 0,
+        ansi: bool = False,
+    ) -> dict[str, str]:
+        """Capture several panes' screens (plus ``history`` lines of scrollback) in one fork.
+
+        Panes are separated in the output by a random marker printed with display-message.
+        A pane that vanished meanwhile is simply missing from the result.
+        """
+        ids = list(pane_ids)
+        if not ids:
+            return {}
+        marker = f"squad-capture-{secrets.token_hex(8)}"
+        cmds: list[list[str]] = []
+        for pid in ids:
+            cmd = ["capture-pane", "-p", "-J", "-t", pid]
+            if ansi:
+                cmd.append("-e")
+            if history:
+                cmd += ["-S", str(-history)]
+            cmds.append(["display-message", "-p", f"{marker} {pid}"])
+            cmds.append(cmd)
+        proc = self.run_bytes(*cmds)
+        text = proc.stdout.decode("utf-8", "replace")
+        result: dict[str, str] = {}
+        current: str | None = None
+        lines: list[str] = []
+        for line in text.split("\n"):
+            if line.startswith(marker + " "):
+                if current is not None:
+                    result[current] = "\n".join(lines)
+                current, lines = line[len(marker) + 1 :], []
+            elif current is not None:
+                lines.append(line)
+        if current is not None:
+            result[current] = "\n".join(lines).rstrip("\n")
+        if proc.returncode != 0 and not result:
+            err = proc.stderr.decode("utf-8", "replace").strip()
+            if "can't find" not in err:
+                raise TmuxError(f"tmux (socket {self.socket!r}): {err}")
+        return result
+
+    # -- effects ----------------------------------------------------------------------
+
+    def paste(self, pane_id: str, data: bytes, *, enter: bool = True, delay: float = 0.0) -> None:
+        """Deliver ``data`` to a pane exactly as given, then press Enter.
+
+        The bytes go through a named paste buffer read from standard input, so neither tmux
+        nor a shell interprets them; ``-p`` wraps them in bracketed-paste markers when the
+        program asked for that, ``-r`` keeps newlines as they are.
+        """
+        buf = f"squad-{secrets.token_hex(6)}"
+        cmds: list[list[str]] = []
+        if data:
+            cmds.append(["load-buffer", "-b", buf, "-"])
+            cmds.append(["paste-buffer", "-d", "-p", "-r", "-b", buf, "-t", pane_id])
+        if enter and not delay:
+            cmds.append(["send-keys", "-t", pane_id, "Enter"])
+        if cmds:
+            self.run(*cmds, input=data)
+        if enter and delay:
+            import time
+
+            time.sleep(delay)
+            self.run(["send-keys", "-t", pane_id, "Enter"])
+
+    def kill_server(self) -> None:
+        self.run_bytes(["kill-server"])
+
+
+def env_args(env: Mapping[str, str]) -> list[str]:
+    """``-e NAME=VALUE`` arguments for new-session / new-window / respawn-pane."""
+    args: list[str] = []
+    for key, value in env.items():
+        args += ["-e", f"{key}={value}"]
+    return args

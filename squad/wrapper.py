@@ -1,0 +1,160 @@
+"""The thin process each agent window runs: it starts the agent as its child and never stops.
+
+tmux sends SIGCONT to a pane's own process whenever that process stops (DESIGN.md section 5),
+so the pane runs this wrapper and the agent is its child; pausing stops the agent's tree below
+the wrapper and tmux never interferes. The wrapper:
+
+- is a child subreaper (Linux), so processes the agent double-forks stay in its tree;
+- ignores the terminal's job-control signals itself, while the agent gets default handling;
+- when the agent exits, ends any orphans it left behind, prints one line saying how the agent
+  ended, and exits with the agent's status, so tmux (``remain-on-exit``) keeps the last screen
+  and reports the exit code.
+
+It is run as ``python -S wrapper.py -- ARGV...`` and imports only the standard library,
+so it starts in a few milliseconds and uses little memory.
+"""
+
+import os
+import signal
+import sys
+import time
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of ``pid`` from /proc (Linux); [] elsewhere."""
+    kids = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return kids
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        rest = stat[stat.rfind(b")") + 2 :].split()
+        if len(rest) > 1 and int(rest[1]) == pid:
+            kids.append(int(name))
+    return kids
+
+
+def reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def end_orphans(grace: float = 2.0) -> None:
+    """Terminate processes the agent left behind (reparented to us), then kill survivors."""
+    me = os.getpid()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        kids = children_of(me)
+        if not kids:
+            return
+        for pid in kids:
+            for s in (sig, signal.SIGCONT):
+                try:
+                    os.kill(pid, s)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            reap()
+            if not children_of(me):
+                return
+            time.sleep(0.02)
+
+
+def describe(status: int) -> tuple[str, int]:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return f"was killed by {name}", 128 + sig
+    code = os.waitstatus_to_exitcode(status)
+    return f"exited with status {code}", code
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        print("squad wrapper: no command given", file=sys.stderr)
+        return 2
+    become_subreaper()
+    child = {"pid": 0}
+
+    # Python-level handlers, not SIG_IGN: exec resets caught signals to their defaults, so
+    # the agent gets normal signal handling while the wrapper itself never stops or dies from
+    # the terminal. Termination requests are passed on to the agent.
+    def forward(signum: int, _frame: object) -> None:
+        if signum in (signal.SIGTERM, signal.SIGHUP) and child["pid"]:
+            for s in (signum, signal.SIGCONT):
+                try:
+                    os.kill(child["pid"], s)
+                except ProcessLookupError:
+                    pass
+
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
+                signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execvp(argv[0], argv)
+        except OSError as exc:
+            msg = f"squad: cannot run {argv[0]!r}: {exc.strerror}\r\n"
+            os.write(2, msg.encode("utf-8", "replace"))
+        os._exit(127)
+    child["pid"] = pid
+
+    status = 0
+    while True:
+        try:
+            done, st = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if done == pid:
+            status = st
+            break
+    how, code = describe(status)
+    end_orphans()
+    name = os.environ.get("SQUAD_AGENT", "agent")
+    target = f"{os.environ.get('SQUAD_TEAM', '')}/{name}".lstrip("/")
+    stamp = time.strftime("%H:%M:%S")
+    line = f"\r\n[squad] {name} {how} at {stamp}; `squad restart {target}` starts it again\r\n"
+    try:
+        os.write(1, line.encode())
+    except OSError:
+        pass
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
