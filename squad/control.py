@@ -115,8 +115,8 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
                 if team.session not in sessions:
                     cmds.append(["new-session", "-d", "-s", team.session, "-n", agent.role,
                                  "-x", WINDOW_SIZE[0], "-y", WINDOW_SIZE[1], *args, "--", *argv])
-                    cmds.append(["set-option", "-t", session, "@squad_name", squad.name])
-                    cmds.append(["set-option", "-t", session, "@squad_team", team.name])
+                    cmds.append(["set-option", "-t", f"{session}:", "@squad_name", squad.name])
+                    cmds.append(["set-option", "-t", f"{session}:", "@squad_team", team.name])
                     sessions.add(team.session)
                     created_sessions.append(team.session)
                 else:

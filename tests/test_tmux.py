@@ -1,0 +1,70 @@
+"""The tmux layer on a real server: escaping, batched queries, exact text delivery."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from squad.tmux import Tmux, escape_arg
+from tests.conftest import AGENTS, wait_for
+
+WRAPPER = str(Path(__file__).resolve().parent.parent / "squad" / "wrapper.py")
+
+
+@pytest.mark.parametrize("arg", ["a;", "a\\;", ";", "\\;", "x", "", "a;b", ";;", "#{pane_id}"])
+def test_escape_survives_tmux_parsing(socket: str, arg: str) -> None:
+    tmux = Tmux(socket)
+    tmux.run(["start-server"], ["new-session", "-d", "-s", "t"],
+             ["set-option", "-t", "=t:", "@probe", arg])
+    assert tmux.run(["show-options", "-v", "-t", "=t:", "@probe"]).rstrip("\n") == arg
+    assert escape_arg("plain") == "plain"
+
+
+def test_panes_and_batched_capture(socket: str) -> None:
+    tmux = Tmux(socket)
+    assert tmux.panes() == []
+    assert not tmux.alive()
+    cmds = [["start-server"], ["set-option", "-wg", "remain-on-exit", "on"]]
+    for i in range(5):
+        what = ["new-session", "-d", "-s", f"s{i}"] if i == 0 else [
+            "new-window", "-d", "-t", "=s0:"]
+        cmds.append([*what, "--", sys.executable, "-c",
+                     f"print('hello from [bold]{i}[/]'); import time; time.sleep(30)"])
+    tmux.run(*cmds)
+    panes = wait_for(lambda: [p for p in tmux.panes()] if len(tmux.panes()) == 5 else None)
+    assert all(p.pid and not p.dead for p in panes)
+    ids = [p.pane_id for p in panes]
+    shots = wait_for(lambda: (s := tmux.capture(ids)) and all("hello" in v for v in s.values())
+                     and len(s) == 5 and s, what="5 screens")
+    for i in range(5):
+        assert any(f"hello from [bold]{i}[/]" in text for text in shots.values())
+
+
+def test_paste_delivers_bytes_exactly(socket: str, tmp_path: Path) -> None:
+    out = tmp_path / "received.txt"
+    tmux = Tmux(socket)
+    tmux.run(["new-session", "-d", "-s", "e", "--", sys.executable, WRAPPER, "--",
+              sys.executable, str(AGENTS / "echo_agent.py"), str(out)])
+    pane = wait_for(lambda: tmux.panes())[0]
+    wait_for(lambda: "ready" in tmux.capture([pane.pane_id]).get(pane.pane_id, ""))
+    payloads = [
+        b"plain words",
+        b"semi; colon; $(rm -rf /) `id` 'single' \"double\" \\back\\slash",
+        b"C-c Enter Escape ; kill-server \\; display-message hi",
+        b"tab\there and\nnew\nlines\r\nand CR",
+        "non-ASCII: héllo wörld ✓ 日本語 🚀".encode(),
+        b"#{pane_id} #(echo no) ~ ${HOME} %1",
+        bytes(range(32, 127)) * 600,  # ~57 KB
+        b"x" * 65536,
+    ]
+    for data in payloads:
+        tmux.paste(pane.pane_id, data)
+    lines = wait_for(lambda: (t := out.read_text() if out.exists() else "").count("\n")
+                     >= len(payloads) and t.splitlines(), timeout=20, what="all payloads")
+    assert len(lines) == len(payloads)
+    for data, line in zip(payloads, lines, strict=True):
+        body, after = line.split(" ")
+        assert bytes.fromhex(body) == data
+        assert after == "0d"  # Enter arrives as CR after the paste
