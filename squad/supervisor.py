@@ -1,0 +1,129 @@
+"""The supervisor: one tick = snapshot -> status events -> policies -> dispatch -> publish.
+
+It runs inside the UI (a thread worker calls :meth:`Supervisor.tick`, one tick at a time) or
+headless (``squad run --headless``). At most one supervisor per squad holds the lock file;
+a second one is told who holds it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import socket as socketlib
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from squad import events
+from squad.errors import SquadError
+from squad.live import Live
+from squad.snapshot import Observer, Snapshot, publish
+from squad.state import squad_dir
+
+
+class SupervisorBusy(SquadError):
+    """Another supervisor already runs for this squad."""
+
+
+class Lock:
+    """An exclusive, non-blocking flock on the squad's lock file; the kernel frees it when the
+    holder dies, even by ``kill -9``."""
+
+    def __init__(self, squad: str) -> None:
+        self.path: Path = squad_dir(squad) / "supervisor.lock"
+        self.fd: int | None = None
+
+    def acquire(self, who: str) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = ""
+            try:
+                holder = os.read(fd, 4096).decode(errors="replace").strip()
+            finally:
+                os.close(fd)
+            info = json.loads(holder) if holder.startswith("{") else {}
+            raise SupervisorBusy(
+                f"a supervisor already runs for this squad: {info.get('who', 'unknown')} "
+                f"(pid {info.get('pid', '?')} on {info.get('host', '?')}, since "
+                f"{info.get('since', '?')}); stop it first or use that one"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "who": who,
+                                 "host": socketlib.gethostname(),
+                                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class Supervisor:
+    """Samples a squad, records status changes, and (with the task queue) dispatches work."""
+
+    def __init__(self, live: Live, *, by: str = "supervisor", interval: float = 1.0) -> None:
+        self.live = live
+        self.by = by
+        self.interval = interval
+        self.observer = Observer(live)
+        self.lock = Lock(live.squad.name)
+        self.statuses: dict[str, str] = {}
+        self.last: Snapshot | None = None
+
+    def start(self) -> None:
+        self.lock.acquire(self.by)
+        events.record(self.live.squad.name, "supervisor.start", by=self.by,
+                      reason=f"pid {os.getpid()}")
+
+    def close(self) -> None:
+        if self.lock.fd is not None:
+            events.record(self.live.squad.name, "supervisor.stop", by=self.by)
+        self.lock.release()
+
+    def tick(self) -> Snapshot:
+        snap = self.observer.tick()
+        system = {"cpu": snap.cpu, "mem": snap.mem}
+        for row in snap.agents:
+            old = self.statuses.get(row.target)
+            if old is not None and old != row.status:
+                extra = {"exit_code": row.exit_code} if row.status == "exited" else {}
+                events.record(snap.squad, "status", target=row.target, by="supervisor",
+                              reason=f"{old} -> {row.status}", status=row.status,
+                              system=system, **extra)
+            self.statuses[row.target] = row.status
+        snap = self.after_observe(snap)
+        self.last = snap
+        if self.lock.fd is not None:
+            publish(snap)
+        return snap
+
+    def after_observe(self, snap: Snapshot) -> Snapshot:
+        """Policies and dispatch; extended by the task queue."""
+        return snap
+
+    def run_forever(self, stop_after: float | None = None) -> None:
+        """The headless loop: tick, then sleep what is left of the interval."""
+        stopping = False
+
+        def request_stop(*_: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        started = time.monotonic()
+        while not stopping:
+            t0 = time.monotonic()
+            self.tick()
+            if stop_after is not None and time.monotonic() - started > stop_after:
+                break
+            time.sleep(max(0.05, self.interval - (time.monotonic() - t0)))
+
+
+def with_rows(snap: Snapshot, rows) -> Snapshot:
+    return replace(snap, agents=tuple(rows))
