@@ -1,0 +1,823 @@
+"""The persistent task queue: one SQLite file per squad, shared by the supervisor, the CLI
+and agents running ``squad task ...`` in their windows.
+
+Crash safety: the file is in WAL mode and every change is one short ``BEGIN IMMEDIATE``
+transaction, so concurrent writers queue up (``busy_timeout``) instead of failing, and a
+process killed at any moment leaves either the whole change or none of it. ``synchronous =
+NORMAL`` keeps every committed transaction across a crash of any process; only a power cut
+may lose the last few (and takes the agents with it).
+
+Every transition is checked against :data:`squad.tasks.TRANSITIONS`, and reported to
+``on_event`` after its commit, so the audit trail never shows a change the database lost.
+
+Delivery is two-phase: :meth:`TaskStore.assign` commits the assignment and a fresh
+``delivery_token`` before anything is sent; the caller sends ``task.delivery_text()`` (which
+ends with ``task.marker``) and then calls :meth:`TaskStore.mark_delivered`. After a crash,
+:meth:`TaskStore.in_delivery` lists what may or may not have arrived: if the holder's screen
+shows the marker, call ``mark_delivered``, else ``unassign`` (no attempt is counted).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from squad.dispatch import CLOSED, OPEN, Breaker, backoff
+from squad.tasks import (
+    MAX_REJECTIONS,
+    Priority,
+    Task,
+    TaskError,
+    TaskStatus,
+    blocked_reason,
+    check_agent,
+    check_tags,
+    check_team,
+    check_transition,
+    default_title,
+    find_cycle,
+    parse_attempts,
+    parse_due,
+    parse_duration,
+    trim_result,
+)
+
+log = logging.getLogger(__name__)
+
+S = TaskStatus
+EventSink = Callable[[dict[str, Any]], None]
+
+BUSY_TIMEOUT_MS = 10_000
+
+# Each entry upgrades the schema by one version (PRAGMA user_version = its position + 1),
+# inside one transaction. Never edit an entry that has shipped; append a new one. A v2 that
+# adds a column would be:
+#     ("ALTER TABLE tasks ADD COLUMN recurrence TEXT",),
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # v1
+        """CREATE TABLE tasks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            prompt TEXT NOT NULL,
+            title TEXT NOT NULL,
+            priority INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 3),  -- 0 = critical
+            due REAL,
+            created REAL NOT NULL,
+            tags TEXT NOT NULL DEFAULT '[]',         -- JSON array, sorted
+            team TEXT,
+            target TEXT,
+            depends_on TEXT NOT NULL DEFAULT '[]',   -- JSON array; task_deps is the index
+            timeout REAL,
+            max_attempts INTEGER NOT NULL DEFAULT 3,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL CHECK (status IN ('queued', 'assigned', 'in_progress',
+                                                   'review', 'done', 'failed', 'cancelled')),
+            agent TEXT,
+            review_by TEXT,
+            rejections INTEGER NOT NULL DEFAULT 0,
+            not_before REAL NOT NULL DEFAULT 0,
+            queued_at REAL,
+            assigned_at REAL,
+            started_at REAL,
+            review_at REAL,
+            review_assigned_at REAL,
+            review_started_at REAL,
+            finished_at REAL,
+            result TEXT,
+            error TEXT,
+            feedback TEXT NOT NULL DEFAULT '[]',     -- JSON array, oldest first
+            delivery_token TEXT,
+            updated REAL NOT NULL
+        )""",
+        "CREATE INDEX tasks_order ON tasks (status, priority, due IS NULL, due, created, id)",
+        "CREATE INDEX tasks_agent ON tasks (agent) WHERE agent IS NOT NULL",
+        "CREATE INDEX tasks_reviewer ON tasks (review_by) WHERE review_by IS NOT NULL",
+        """CREATE TABLE task_deps (
+            task INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+            dep INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+            PRIMARY KEY (task, dep)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX task_deps_dep ON task_deps (dep, task)",
+        """CREATE TABLE breakers (
+            agent TEXT PRIMARY KEY,
+            state TEXT NOT NULL,                     -- JSON of Breaker.to_dict()
+            updated REAL NOT NULL
+        )""",
+        """CREATE TABLE kv (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL                      -- JSON
+        )""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+COLUMNS = tuple(f.name for f in fields(Task) if f.init)
+_SELECT = "SELECT " + ", ".join(COLUMNS) + " FROM tasks"
+_ORDER = " ORDER BY priority, due IS NULL, due, created, id"
+_I_PRIORITY, _I_STATUS = COLUMNS.index("priority"), COLUMNS.index("status")
+_I_JSON = tuple(COLUMNS.index(n) for n in ("tags", "depends_on", "feedback"))
+_BY_RANK = tuple(Priority)
+_STATUS = {s.value: s for s in TaskStatus}
+_LIFECYCLE = {s.value: i for i, s in enumerate(TaskStatus)}
+
+
+def _task(row: tuple) -> Task:
+    r = list(row)
+    r[_I_PRIORITY] = _BY_RANK[r[_I_PRIORITY]]
+    r[_I_STATUS] = _STATUS[r[_I_STATUS]]
+    for i in _I_JSON:
+        r[i] = tuple(json.loads(r[i])) if r[i] != "[]" else ()
+    return Task(*r)
+
+
+def _db_value(name: str, value: Any) -> Any:
+    if name == "priority":
+        return Priority.parse(value).rank
+    if name in ("tags", "depends_on", "feedback"):
+        return json.dumps(list(value))
+    if isinstance(value, TaskStatus):
+        return value.value
+    return value
+
+
+def db_path(squad: str) -> Path:
+    """Where a squad's task database lives (inside its private state directory)."""
+    from squad.state import squad_dir
+
+    return squad_dir(squad) / "tasks.db"
+
+
+class TaskStore:
+    """The task queue in one SQLite file; safe to open from several processes at once.
+
+    Methods taking ``now`` default to the current time; tests and the supervisor pass their
+    own clock. Methods raise :class:`TaskError` for unknown ids, bad input and illegal
+    transitions, and then have written nothing.
+    """
+
+    def __init__(self, path: Path | str, on_event: EventSink | None = None) -> None:
+        self.path = Path(path)
+        self.on_event = on_event
+        self._lock = threading.RLock()
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        if self.path.stat().st_mode & 0o077:
+            self.path.chmod(0o600)
+        # autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT)
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                     timeout=BUSY_TIMEOUT_MS / 1000)
+        c = self._conn
+        c.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        c.execute("PRAGMA journal_mode = WAL")
+        c.execute("PRAGMA synchronous = NORMAL")
+        c.execute("PRAGMA foreign_keys = ON")
+        self._migrate()
+
+    @classmethod
+    def for_squad(cls, squad: str, on_event: EventSink | None = None) -> TaskStore:
+        return cls(db_path(squad), on_event)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> TaskStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        c = self._conn
+        if c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            version = c.execute("PRAGMA user_version").fetchone()[0]  # another process may
+            if version > SCHEMA_VERSION:                               # have migrated first
+                raise TaskError(
+                    f"{self.path}: the task database has schema v{version}, newer than this "
+                    f"squad understands (v{SCHEMA_VERSION}); upgrade squad")
+            for statements in MIGRATIONS[version:]:
+                for sql in statements:
+                    c.execute(sql)
+            c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    @contextmanager
+    def _write(self) -> Iterator[tuple[sqlite3.Connection, list[dict[str, Any]]]]:
+        """One write transaction; the events it collects are emitted after the commit."""
+        events: list[dict[str, Any]] = []
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn, events
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        for event in events:
+            self._emit(event)
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event)
+        except Exception:  # the change is committed; a broken audit sink must not undo flow
+            log.exception("task event sink failed for %s", event.get("action"))
+
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, tuple(args)).fetchall()
+
+    def _tasks(self, where: str, args: Iterable[Any] = (), order: str = _ORDER) -> list[Task]:
+        return [_task(r) for r in self._read(f"{_SELECT} WHERE {where}{order}", args)]
+
+    @staticmethod
+    def _load(conn: sqlite3.Connection, task_id: int) -> Task:
+        row = conn.execute(f"{_SELECT} WHERE id = ?", (_id(task_id),)).fetchone()
+        if row is None:
+            raise TaskError(f"no task #{task_id}")
+        return _task(row)
+
+    @staticmethod
+    def _update(conn: sqlite3.Connection, events: list[dict[str, Any]], task: Task,
+                action: str, now: float, *, reason: str | None = None,
+                target: str | None = None, extra: dict[str, Any] | None = None,
+                **changes: Any) -> Task:
+        """Write ``changes`` (checking a status change against the table) and queue an event."""
+        if "status" in changes:
+            check_transition(task.status, changes["status"], task.id)
+        changes["updated"] = now
+        sets = ", ".join(f"{name} = ?" for name in changes)
+        values = [_db_value(name, value) for name, value in changes.items()]
+        conn.execute(f"UPDATE tasks SET {sets} WHERE id = ?", (*values, task.id))
+        new = replace(task, **changes)
+        event: dict[str, Any] = {"action": action, "task": task.id, "title": task.title,
+                                 "target": target if target is not None else new.holder or
+                                 new.agent, "status": new.status.value, "reason": reason}
+        if extra:
+            event.update(extra)
+        events.append(event)
+        return new
+
+    # -- adding ----------------------------------------------------------------------------
+
+    def add(
+        self,
+        prompt: str,
+        *,
+        title: str | None = None,
+        priority: str | Priority = Priority.MEDIUM,
+        due: str | float | None = None,
+        tags: Iterable[str] = (),
+        team: str | None = None,
+        target: str | None = None,
+        depends_on: Iterable[int] = (),
+        timeout: str | float | None = None,
+        max_attempts: int | str = 3,
+        review_by: str | None = None,
+        now: float | None = None,
+    ) -> Task:
+        """Queue a new task. Everything is validated before anything is written."""
+        now = time.time() if now is None else now
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise TaskError("the prompt is empty; say what the agent should do")
+        prompt = prompt.strip("\n")
+        title = " ".join((title or "").split()) or default_title(prompt)
+        prio = Priority.parse(priority)
+        due_at = parse_due(due, now)
+        tag_tuple = check_tags(tags)
+        team = check_team(team) if team else None
+        target = check_agent(target, "target") if target else None
+        if team and target and not target.startswith(team + "/"):
+            raise TaskError(f"target {target} is not in team {team}")
+        review_by = check_agent(review_by, "reviewer") if review_by else None
+        seconds = parse_duration(timeout, "timeout")
+        attempts = parse_attempts(max_attempts)
+        deps = tuple(sorted({_id(d) for d in depends_on}))
+        with self._write() as (conn, events):
+            self._check_deps(conn, deps)
+            cur = conn.execute(
+                "INSERT INTO tasks (prompt, title, priority, due, created, tags, team, target,"
+                " depends_on, timeout, max_attempts, status, review_by, queued_at, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+                (prompt, title, prio.rank, due_at, now, json.dumps(list(tag_tuple)), team,
+                 target, json.dumps(list(deps)), seconds, attempts, review_by, now, now))
+            task_id = cur.lastrowid
+            conn.executemany("INSERT INTO task_deps (task, dep) VALUES (?, ?)",
+                             [(task_id, d) for d in deps])
+            self._check_cycle(conn, task_id)
+            task = self._load(conn, task_id)
+            events.append({"action": "task.queued", "task": task_id, "title": title,
+                           "target": target, "status": "queued", "reason": None,
+                           "priority": prio.value, "tags": list(tag_tuple) or None,
+                           "team": team, "depends_on": list(deps) or None,
+                           "review_by": review_by})
+        return task
+
+    def depend(self, task_id: int, on: Iterable[int], now: float | None = None) -> Task:
+        """Make a queued task also wait for ``on``; refuses unknown ids and cycles."""
+        now = time.time() if now is None else now
+        more = {_id(d) for d in on}
+        with self._write() as (conn, events):
+            task = self._load(conn, task_id)
+            if task.status is not S.QUEUED:
+                raise TaskError(f"task #{task.id} is {task.status}; only a queued task can get "
+                                "new dependencies")
+            if task.id in more:
+                raise TaskError(f"task #{task.id} cannot depend on itself")
+            new = tuple(sorted(more - set(task.depends_on)))
+            self._check_deps(conn, new)
+            conn.executemany("INSERT INTO task_deps (task, dep) VALUES (?, ?)",
+                             [(task.id, d) for d in new])
+            self._check_cycle(conn, task.id)
+            task = self._update(conn, events, task, "task.depends", now,
+                                depends_on=tuple(sorted({*task.depends_on, *new})),
+                                reason="waits for " + ", ".join(f"#{d}" for d in new))
+        return task
+
+    @staticmethod
+    def _check_deps(conn: sqlite3.Connection, deps: tuple[int, ...]) -> None:
+        if not deps:
+            return
+        marks = ",".join("?" * len(deps))
+        found = dict(conn.execute(
+            f"SELECT id, status FROM tasks WHERE id IN ({marks})", deps).fetchall())
+        missing = [d for d in deps if d not in found]
+        if missing:
+            raise TaskError("unknown dependenc" + ("y " if len(missing) == 1 else "ies ")
+                            + ", ".join(f"#{d}" for d in missing) + ": no such task")
+        for d in deps:
+            if found[d] in ("failed", "cancelled"):
+                raise TaskError(f"dependency #{d} is {found[d]}; retry it first "
+                                f"(squad task retry {d}) or leave it out")
+
+    @staticmethod
+    def _check_cycle(conn: sqlite3.Connection, task_id: int) -> None:
+        rows = conn.execute(
+            """WITH RECURSIVE up(id) AS (
+                   SELECT dep FROM task_deps WHERE task = ?
+                   UNION SELECT d.dep FROM task_deps d JOIN up ON d.task = up.id)
+               SELECT d.task, d.dep FROM task_deps d
+               WHERE d.task = ? OR d.task IN (SELECT id FROM up)""",
+            (task_id, task_id)).fetchall()
+        edges: dict[int, list[int]] = {}
+        for t, d in rows:
+            edges.setdefault(t, []).append(d)
+        cycle = find_cycle(edges, task_id)
+        if cycle:
+            raise TaskError("dependency cycle: " + " -> ".join(f"#{i}" for i in cycle)
+                            + " (a task would wait for itself)")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, task_id: int) -> Task:
+        with self._lock:
+            return self._load(self._conn, task_id)
+
+    def list(self, status: str | TaskStatus | Iterable[str | TaskStatus] | None = None
+             ) -> list[Task]:
+        """Tasks grouped by lifecycle status (queued, assigned, in_progress, review, done,
+        failed, cancelled), each group in queue order."""
+        if status is None:
+            tasks = self._tasks("1")
+        else:
+            wanted = [status] if isinstance(status, str) else list(status)
+            words = sorted({TaskStatus.parse(s).value for s in wanted})
+            tasks = self._tasks(f"status IN ({','.join('?' * len(words))})", words)
+        tasks.sort(key=lambda t: _LIFECYCLE[t.status])  # stable: keeps queue order inside
+        return tasks
+
+    def count(self) -> int:
+        return self._read("SELECT count(*) FROM tasks")[0][0]
+
+    def counts(self) -> dict[str, int]:
+        """How many tasks are in each status (every status present, zero or not)."""
+        found = dict(self._read("SELECT status, count(*) FROM tasks GROUP BY status"))
+        return {s.value: found.get(s.value, 0) for s in TaskStatus}
+
+    def queued_ready(self, now: float | None = None) -> list[Task]:
+        """Queued tasks that may be dispatched now, in dispatch order: every dependency done
+        and the backoff passed. First fails queued tasks whose dependency failed or was
+        cancelled (with the reason)."""
+        now = time.time() if now is None else now
+        self.fail_orphans(now)
+        return self._tasks(
+            "status = 'queued' AND not_before <= ? AND NOT EXISTS (SELECT 1 FROM task_deps d"
+            " JOIN tasks x ON x.id = d.dep WHERE d.task = tasks.id AND x.status != 'done')",
+            (now,))
+
+    def fail_orphans(self, now: float | None = None) -> list[Task]:
+        """Fail queued tasks whose dependency failed or was cancelled. Normally that happens
+        at the moment the dependency fails; this catches anything left over."""
+        sql = ("SELECT DISTINCT d.task FROM tasks x JOIN task_deps d ON d.dep = x.id"
+               " JOIN tasks t ON t.id = d.task"
+               " WHERE x.status IN ('failed', 'cancelled') AND t.status = 'queued'")
+        if not self._read(sql):
+            return []
+        now = time.time() if now is None else now
+        failed: list[Task] = []
+        with self._write() as (conn, events):
+            for (task_id,) in conn.execute(sql).fetchall():
+                task = self._load(conn, task_id)
+                if task.status is S.QUEUED:
+                    failed += self._cascade_one(conn, events, task, now)
+        return failed
+
+    def dep_statuses(self, task_id: int) -> dict[int, TaskStatus]:
+        rows = self._read("SELECT d.dep, x.status FROM task_deps d JOIN tasks x ON x.id = d.dep"
+                          " WHERE d.task = ?", (_id(task_id),))
+        return {dep: _STATUS[status] for dep, status in rows}
+
+    def blocked_reason(self, task_id: int, now: float | None = None) -> str | None:
+        """Why a queued task waits, apart from agents: dependencies or backoff (or None)."""
+        task = self.get(task_id)
+        if task.status is not S.QUEUED:
+            return None
+        now = time.time() if now is None else now
+        return blocked_reason(task, self.dep_statuses(task.id), now)
+
+    def active_for(self, agent: str) -> list[Task]:
+        """Tasks the agent holds: assigned or in progress as worker, or a review handed to it."""
+        return self._tasks(
+            "(status IN ('assigned', 'in_progress') AND agent = ?) OR (status = 'review'"
+            " AND review_by = ? AND review_assigned_at IS NOT NULL)", (agent, agent),
+            " ORDER BY coalesce(review_assigned_at, assigned_at), id")
+
+    def current_task(self, agent: str) -> Task | None:
+        """The task an agent works on: in progress first, then assigned (oldest first), then
+        a review handed to it. What ``squad task done`` without an id refers to."""
+        rank = {S.IN_PROGRESS: 0, S.ASSIGNED: 1, S.REVIEW: 2}
+        held = sorted(self.active_for(agent), key=lambda t: rank[t.status])
+        return held[0] if held else None
+
+    def active_counts(self) -> dict[str, int]:
+        """``{"team/agent": tasks held}`` for every agent holding at least one."""
+        rows = self._read(
+            "SELECT agent, count(*) FROM tasks WHERE status IN ('assigned', 'in_progress')"
+            " GROUP BY agent UNION ALL SELECT review_by, count(*) FROM tasks WHERE status ="
+            " 'review' AND review_assigned_at IS NOT NULL GROUP BY review_by")
+        counts: dict[str, int] = {}
+        for agent, n in rows:
+            counts[agent] = counts.get(agent, 0) + n
+        return counts
+
+    def in_delivery(self) -> list[Task]:
+        """Tasks committed to an agent whose delivery is not confirmed: after a crash the
+        supervisor looks for ``task.marker`` on ``task.holder``'s screen and calls
+        :meth:`mark_delivered` or :meth:`unassign`."""
+        return self._tasks(
+            "status = 'assigned' OR (status = 'review' AND review_assigned_at IS NOT NULL"
+            " AND review_started_at IS NULL)")
+
+    def reviews_waiting(self) -> list[Task]:
+        """Tasks in review whose review has not been handed to the reviewer yet."""
+        return self._tasks("status = 'review' AND review_assigned_at IS NULL")
+
+    def timed_out(self, now: float | None = None) -> list[Task]:
+        """Delivered tasks past their timeout (call :meth:`fail_attempt` on each)."""
+        now = time.time() if now is None else now
+        return self._tasks("status = 'in_progress' AND timeout IS NOT NULL"
+                           " AND started_at + timeout < ?", (now,))
+
+    # -- the lifecycle ---------------------------------------------------------------------
+
+    def assign(self, task_id: int, agent: str, now: float | None = None) -> Task:
+        """Commit a queued task to ``agent`` with a fresh delivery token, before sending it.
+        Counts one attempt. Raises :class:`TaskError` if the task is no longer queued (say a
+        person cancelled it since the plan) or still waits for a dependency."""
+        now = time.time() if now is None else now
+        agent = check_agent(agent, "agent")
+        with self._write() as (conn, events):
+            task = self._load(conn, task_id)
+            check_transition(task.status, S.ASSIGNED, task.id)
+            pending = conn.execute(
+                "SELECT d.dep, x.status FROM task_deps d JOIN tasks x ON x.id = d.dep"
+                " WHERE d.task = ? AND x.status != 'done'", (task.id,)).fetchall()
+            if pending:
+                raise TaskError(f"task #{task.id} waits for " + ", ".join(
+                    f"#{d} ({s})" for d, s in pending))
+            token = secrets.token_hex(4)
+            task = self._update(conn, events, task, "task.assigned", now, target=agent,
+                                extra={"attempt": task.attempts + 1, "token": token},
+                                status=S.ASSIGNED, agent=agent, attempts=task.attempts + 1,
+                                assigned_at=now, started_at=None, delivery_token=token)
+        return task
+
+    def mark_delivered(self, task_id: int, now: float | None = None,
+                       token: str | None = None) -> Task:
+        """The text reached the holder: an assigned task becomes in_progress; a review handed
+        to its reviewer is marked started. With ``token``, refuses a stale delivery."""
+        now = time.time() if now is None else now
+        with self._write() as (conn, events):
+            task = self._load(conn, task_id)
+            if token is not None and token != task.delivery_token:
+                raise TaskError(f"task #{task.id}: delivery {token} is stale (now "
+                                f"{task.delivery_token or 'none'})")
+            if task.status is S.REVIEW:
+                if task.review_assigned_at is None:
+                    raise TaskError(f"task #{task.id} is waiting for review and was not handed"
+                                    " to its reviewer")
+                return self._update(conn, events, task, "task.review_delivered", now,
+                                    review_started_at=now)
+            task = self._update(conn, events, task, "task.delivered", now,
+                                status=S.IN_PROGRESS, started_at=now)
+        return task
+
+    def unassign(self, task_id: int, reason: str, now: float | None = None) -> Task:
+        """Undo an assignment whose text never arrived: back to queued (or, for a review, back
+        to waiting for the reviewer) without counting an attempt or a failure."""
+        now = time.time() if now is None else now
+        with self._write() as (conn, events):
+            task = self._load(conn, task_id)
+            if task.status is S.REVIEW and task.review_assigned_at is not None:
+                return self._update(conn, events, task, "task.unassigned", now, reason=reason,
+                                    target=task.review_by, review_assigned_at=None,
+                                    review_started_at=None, delivery_token=None)
+            if task.status is not S.ASSIGNED:
+                raise TaskError(f"task #{task.id} is {task.status}; only an assigned task "
+                                "(not yet delivered) can be unassigned")
+            task = self._update(conn, events, task, "task.unassigned", now, reason=reason,
+                                target=task.agent, status=S.QUEUED, agent=None,
+                                attempts=max(task.attempts - 1, 0), assigned_at=None,
+                                delivery_token=None, queued_at=now)
+        return task
+
+    def complete(self, task_id: int, result: str | None = None, now: float | None = None
+                 ) -> Task:
+        """The worker finished: ``done``, or ``review`` when the task names a reviewer.
+        ``result`` is trimmed to an excerpt (the end of the output)."""
+        now = time.time() if now is None else now
+        with self._write() as (conn, events):
+            task = self._load(conn, task_id)
+            if task.status is S.REVIEW:
+                raise TaskError(f"task #{task.id} waits for review by {task.review_by}; record "
+                                "the reviewer's verdict instead")
+            excerpt = trim_result(result)
+            started = task.started_at
+            if started is None and task.status is S.ASSIGNED:
+                started = now  # the agent finished before its delivery was confirmed
+            if task.review_by:
+                task = self._update(conn, events, task, "task.review", now,
+                                    target=task.review_by, reason=f"for {task.review_by}",
+                                    status=S.REVIEW, result=excerpt, started_at=started,
+                                    review_at=now, review_assigned_at=None,
+                                    review_started_at=None, delivery_token=None)
+            else:
+                task = self._update(conn, events, task, "task.done", now, target=task.agent,
+                                    status=S.DONE, result=excerpt, started_at=started,
+                                    finished_at=now, delivery_token=None)
+        return task
+
+    def assign_review(self, task_id: int, now: float | None = None) -> Task:
+        """Commit a task in review to its reviewer with a fresh token, before sending
+        ``task.review_text()``; then :meth:`mark_delivered`."""
+        now = time.time() if now is None else now
+        with self._write() as (conn, events):
+            task = self._load(conn, task_id)
+            if task.status is not S.REVIEW or task.review_assigned_at is not None:
+                state = "already with its reviewer" if task.status is S.REVIEW else task.status
+                raise TaskError(f"task #{task.id} is {state}; only a task waiting for review "
+                                "can be handed to its reviewer")
+            token = secrets.token_hex(4)
+            task = self._update(conn, events, task, "task.review_assigned", now,
+                                target=task.review_by, extra={"token": token},
+                                review_assigned_at=now, delivery_token=token)
+        return task
+
+    def review_verdict(self, task_id: int, approved: bool, feedback: str | None = None,
+                       now: float | None = None) -> Task:
+        """Approved: done. Rejected: back to the queue with ``feedback`` added to the prompt
+        the next worker sees (``delivery_text``); the third rejection fails the task."""
+        now = time.time() if now is None else now
+        with self._write() as (conn, events):
+            task = self._load(conn, task_id)
+            if task.status is not S.REVIEW:
+                raise TaskError(f"task #{task.id} is {task.status}, not in review")
+            reviewer = task.review_by
+            if approved:
+                return self._update(conn, events, task, "task.done", now, target=reviewer,
+                                    reason=f"approved by {reviewer}"
+                                    + (f": {feedback}" if feedback else ""),
+                                    status=S.DONE, finished_at=now, delivery_token=None)
+            why = (feedback or "").strip() or "rejected without a reason"
+            count = task.rejections + 1
+            common = dict(rejections=count, feedback=(*task.feedback, why),
+                          delivery_token=None, review_assigned_at=None,
+                          review_started_at=None)
+            if count >= MAX_REJECTIONS:
+                task = self._update(conn, events, task, "task.failed", now, target=reviewer,
+                                    reason=f"rejected {count} times; last: {why}",
+                                    status=S.FAILED, finished_at=now,
+                                    error=f"rejected {count} times by {reviewer}; last: {why}",
+                                    **common)
+                self._cascade(conn, events, task, now)
+            else:
+                task = self._update(conn, events, task, "task.rejected", now, target=reviewer,
+                                    reason=why, extra={"rejections": count},
+                                    status=S.QUEUED, agent=None, result=None, not_before=0.0,
+                                    queued_at=now, assigned_at=None, started_at=None,
+                                    review_at=None, **common)
+        return task
+
+    def fail_attempt(self, task_id: int, error: str, now: float | None = None,
+                     rng: Any = None, *, base: float = 5.0, cap: float = 300.0) -> Task:
+        """An attempt failed (agent exited, stalled, timed out, reported failure): requeue
+        with backoff (``not_before``), or fail the task once ``max_attempts`` attempts failed."""
+        now = time.time() if now is None else now
+        error = (error or "").strip() or "the attempt failed"
+        with self._write() as (conn, events):
+            task = self._load(conn, task_id)
+            if task.status not in (S.ASSIGNED, S.IN_PROGRESS):
+                raise TaskError(f"task #{task.id} is {task.status}; only an assigned or running "
+                                "task can fail an attempt")
+            n = task.failures + 1
+            if n >= task.max_attempts:
+                task = self._update(
+                    conn, events, task, "task.failed", now, target=task.agent,
+                    reason=f"{error} (attempt {n} of {task.max_attempts}, none left)",
+                    status=S.FAILED, failures=n, finished_at=now, delivery_token=None,
+                    error=f"{error} (failed {n} of {task.max_attempts} attempts)")
+                self._cascade(conn, events, task, now)
+            else:
+                wait = backoff(n, base, cap, rng)
+                task = self._update(
+                    conn, events, task, "task.requeued", now, target=task.agent,
+                    reason=f"{error} (attempt {n} of {task.max_attempts} failed)",
+                    extra={"retry_at": round(now + wait, 3), "backoff": round(wait, 3)},
+                    status=S.QUEUED, failures=n, error=error, not_before=now + wait,
+                    agent=None, delivery_token=None, queued_at=now, assigned_at=None,
+                    started_at=None)
+        return task
+
+    def fail(self, task_id: int, error: str | None = None, now: float | None = None) -> Task:
+        """Fail a live task now, whatever its attempts (``squad task fail``)."""
+        now = time.time() if now is None else now
+        error = (error or "").strip() or "marked failed"
+        with self._write() as (conn, events):
+            task = self._load(conn, task_id)
+            task = self._update(conn, events, task, "task.failed", now, reason=error,
+                                target=task.holder or task.agent, status=S.FAILED, error=error,
+                                finished_at=now, delivery_token=None)
+            self._cascade(conn, events, task, now)
+        return task
+
+    def cancel(self, task_id: int, reason: str | None = None, now: float | None = None
+               ) -> Task:
+        """Cancel a live task; tasks waiting for it fail. A held task's agent keeps whatever
+        it was doing: the caller decides whether to interrupt it."""
+        now = time.time() if now is None else now
+        reason = (reason or "").strip() or "cancelled"
+        with self._write() as (conn, events):
+            task = self._load(conn, task_id)
+            task = self._update(conn, events, task, "task.cancelled", now, reason=reason,
+                                target=task.holder or task.agent, status=S.CANCELLED,
+                                error=reason, finished_at=now, delivery_token=None)
+            self._cascade(conn, events, task, now)
+        return task
+
+    def retry(self, task_id: int, now: float | None = None) -> Task:
+        """Queue a failed or cancelled task again as new: attempts, failures and rejections
+        restart from zero, times and result are cleared; the reviewers' feedback is kept (the
+        next worker still sees it). Its own failed dependencies must be retried first."""
+        now = time.time() if now is None else now
+        with self._write() as (conn, events):
+            task = self._load(conn, task_id)
+            if task.status not in (S.FAILED, S.CANCELLED):
+                raise TaskError(f"task #{task.id} is {task.status}; only failed or cancelled "
+                                "tasks can be retried")
+            self._check_deps(conn, task.depends_on)
+            task = self._update(conn, events, task, "task.retried", now, target=None,
+                                status=S.QUEUED, attempts=0, failures=0, rejections=0,
+                                not_before=0.0, agent=None, error=None, result=None,
+                                delivery_token=None, queued_at=now, assigned_at=None,
+                                started_at=None, review_at=None, review_assigned_at=None,
+                                review_started_at=None, finished_at=None)
+        return task
+
+    def _cascade(self, conn: sqlite3.Connection, events: list[dict[str, Any]], task: Task,
+                 now: float) -> list[Task]:
+        """Fail every queued task that waits (directly or not) for ``task``, which just
+        failed or was cancelled."""
+        failed: list[Task] = []
+        todo = [task]
+        while todo:
+            dep = todo.pop()
+            rows = conn.execute(
+                f"{_SELECT} WHERE status = 'queued' AND id IN"
+                " (SELECT task FROM task_deps WHERE dep = ?)", (dep.id,)).fetchall()
+            for row in rows:
+                child = self._fail_for(conn, events, _task(row), dep, now)
+                failed.append(child)
+                todo.append(child)
+        return failed
+
+    def _cascade_one(self, conn: sqlite3.Connection, events: list[dict[str, Any]],
+                     task: Task, now: float) -> list[Task]:
+        bad = conn.execute(
+            f"{_SELECT} WHERE status IN ('failed', 'cancelled') AND id IN"
+            " (SELECT dep FROM task_deps WHERE task = ?) ORDER BY id", (task.id,)).fetchone()
+        if bad is None:
+            return []
+        task = self._fail_for(conn, events, task, _task(bad), now)
+        return [task, *self._cascade(conn, events, task, now)]
+
+    def _fail_for(self, conn: sqlite3.Connection, events: list[dict[str, Any]], task: Task,
+                  dep: Task, now: float) -> Task:
+        why = f"dependency #{dep.id} {dep.status}" + (f": {dep.error}" if dep.error else "")
+        return self._update(conn, events, task, "task.failed", now, reason=why,
+                            status=S.FAILED, error=why, finished_at=now)
+
+    # -- breakers and small state ----------------------------------------------------------
+
+    def breakers(self) -> dict[str, Breaker]:
+        """Every stored breaker by agent (agents never failing have none: closed)."""
+        return {agent: Breaker.from_dict(json.loads(state))
+                for agent, state in self._read("SELECT agent, state FROM breakers")}
+
+    def breaker(self, agent: str) -> Breaker:
+        rows = self._read("SELECT state FROM breakers WHERE agent = ?", (agent,))
+        return Breaker.from_dict(json.loads(rows[0][0])) if rows else Breaker()
+
+    def save_breaker(self, agent: str, breaker: Breaker, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        with self._write() as (conn, _):
+            conn.execute("INSERT INTO breakers (agent, state, updated) VALUES (?, ?, ?)"
+                         " ON CONFLICT (agent) DO UPDATE SET state = excluded.state,"
+                         " updated = excluded.updated",
+                         (agent, json.dumps(breaker.to_dict()), now))
+
+    def record_outcome(self, agent: str, ok: bool, now: float | None = None, *,
+                       threshold: int | None = None, cooldown: float | None = None) -> Breaker:
+        """Count a finished (``ok``) or failed task against the agent's breaker, in one
+        transaction; emits ``breaker.opened`` / ``breaker.closed`` when its state changes.
+        ``threshold`` and ``cooldown`` (from the layout) replace the stored ones."""
+        now = time.time() if now is None else now
+        with self._write() as (conn, events):
+            row = conn.execute("SELECT state FROM breakers WHERE agent = ?", (agent,)).fetchone()
+            b = Breaker.from_dict(json.loads(row[0])) if row else Breaker()
+            if threshold is not None:
+                b.threshold = threshold
+            if cooldown is not None:
+                b.cooldown = cooldown
+            if ok and b.failures == 0 and b.opened_at is None:
+                return b  # the common case: a healthy agent stays healthy, nothing to write
+            before = b.state(now)
+            after = b.record_success(now) if ok else b.record_failure(now)
+            conn.execute("INSERT INTO breakers (agent, state, updated) VALUES (?, ?, ?)"
+                         " ON CONFLICT (agent) DO UPDATE SET state = excluded.state,"
+                         " updated = excluded.updated",
+                         (agent, json.dumps(b.to_dict()), now))
+            if after == OPEN and before != OPEN:
+                events.append({"action": "breaker.opened", "task": None, "target": agent,
+                               "status": OPEN, "until": b.until,
+                               "reason": f"{b.failures} consecutive failures; no tasks for "
+                                         f"{b.cooldown:g} s"})
+            elif after == CLOSED and before != CLOSED:
+                events.append({"action": "breaker.closed", "task": None, "target": agent,
+                               "status": CLOSED, "reason": "a task succeeded"})
+        return b
+
+    def get_value(self, key: str, default: Any = None) -> Any:
+        rows = self._read("SELECT value FROM kv WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else default
+
+    def set_value(self, key: str, value: Any) -> None:
+        with self._write() as (conn, _):
+            conn.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key)"
+                         " DO UPDATE SET value = excluded.value", (key, json.dumps(value)))
+
+
+def _id(value: Any) -> int:
+    """A task id from an int or a string like "12" or "#12"."""
+    if isinstance(value, bool):
+        raise TaskError(f"task id {value!r}: not a number")
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().lstrip("#")
+    if not text.isdigit():
+        raise TaskError(f"task id {value!r}: not a number")
+    return int(text)
