@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tomllib
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -172,9 +172,11 @@ class Team:
     """A group of agents sharing one tmux session."""
 
     name: str
+    """The team's name, unique within the squad."""
     session: str
     """The tmux session's name (layout key ``session``; default: the team's name)."""
     agents: tuple[Agent, ...]
+    """The team's agents in layout order; one tmux window each."""
 
 
 @dataclass(frozen=True)
@@ -182,11 +184,13 @@ class Squad:
     """Everything one layout file describes."""
 
     name: str
+    """The squad's name; squad's state directory and tmux options are keyed by it."""
     repo: Path
     """The git repository the agents work on; absolute and resolved."""
     worktree_root: Path
     """Where agents' worktrees go (``worktree_root/team/agent``); absolute."""
     teams: tuple[Team, ...]
+    """The teams in layout order."""
     dispatch_policy: str = "least-loaded"
     """How a task picks among equally suitable agents: one of :data:`DISPATCH_POLICIES`."""
     source: Path | None = field(default=None, compare=False)
@@ -459,6 +463,34 @@ AGENT_FIELDS: dict[str, Callable[[Any], Any]] = {
 _SQUAD_KEYS = ("name", "repo", "worktree_root", "dispatch_policy", "defaults", "teams")
 _TEAM_KEYS = ("name", "session", "defaults", "agents")
 _AGENT_KEYS = ("name", *AGENT_FIELDS)
+_MISPLACED = {
+    ("squad", "agent setting"): "settings for every agent go in a [defaults] table",
+    ("squad", "team setting"): "`session` is set per team, in its [[teams]] entry",
+    ("squad", "agents"): "agents belong to a team: write [[teams.agents]] after a [[teams]] entry",
+    ("team", "agent setting"): "agent settings for the whole team go in [teams.defaults], "
+                               "or in each [[teams.agents]] entry",
+    ("team", "squad setting"): "this is a squad setting: put it at the top of the file, "
+                               "before any [table]",
+    ("agent", "team setting"): "`session` is set per team, in its [[teams]] entry",
+    ("agent", "squad setting"): "this is a squad setting: put it at the top of the file, "
+                                "before any [table]",
+    ("defaults", "team setting"): "`session` is set per team, in its [[teams]] entry",
+    ("defaults", "squad setting"): "this is a squad setting: put it at the top of the file, "
+                                   "before any [table]",
+}
+"""Hints for keys written at the wrong level, by (level, key or kind of key)."""
+
+
+def _kind(key: str) -> str:
+    if key in AGENT_FIELDS:
+        return "agent setting"
+    if key == "session":
+        return "team setting"
+    if key in ("repo", "worktree_root", "dispatch_policy"):
+        return "squad setting"
+    return key
+
+
 _DEFAULTS = {f.name: f.default for f in fields(Agent) if f.default is not MISSING}
 
 
@@ -480,14 +512,17 @@ class _Problems:
             self.add(where + e.sub, e.message)
             return None
 
-    def unknown(self, where: str, key: str, known: tuple[str, ...], hint: str = "") -> None:
+    def unknown(self, where: str, key: str, level: str) -> None:
+        """An unknown key at ``level`` (squad, team, agent, defaults): say where it belongs."""
+        known = {"squad": _SQUAD_KEYS, "team": _TEAM_KEYS, "agent": _AGENT_KEYS,
+                 "defaults": tuple(AGENT_FIELDS)}[level]
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        if hint:
+        if hint := _MISPLACED.get((level, key)) or _MISPLACED.get((level, _kind(key))):
             advice = hint
         elif close:
             advice = f"did you mean {_show(close[0])}?"
         else:
-            advice = "known keys: " + ", ".join(known)
+            advice = "known keys here: " + ", ".join(known)
         self.add(f"{where}.{_key(key)}" if where else _key(key),
                  f"unknown key {_show(key)}; {advice}")
 
@@ -512,7 +547,6 @@ def _agent_settings(problems: _Problems, where: str, table: dict[str, Any],
                     *, defaults: bool) -> dict[str, Any]:
     """Check one agent or ``defaults`` table; return its valid settings, converted."""
     good: dict[str, Any] = {}
-    known = tuple(AGENT_FIELDS) if defaults else _AGENT_KEYS
     for key, value in table.items():
         path = f"{where}.{_key(key)}"
         if key == "name" and defaults:
@@ -529,7 +563,7 @@ def _agent_settings(problems: _Problems, where: str, table: dict[str, Any],
             if checked is not None:
                 good[key] = checked
         else:
-            problems.unknown(where, key, known)
+            problems.unknown(where, key, "defaults" if defaults else "agent")
     return good
 
 
@@ -549,9 +583,23 @@ def default_role(name: str) -> str:
     return name.upper() if len(name) <= 2 else name.capitalize()
 
 
-def _path(value: str, base_dir: Path) -> Path:
-    path = Path(value).expanduser()
-    return (path if path.is_absolute() else base_dir / path).resolve()
+def _path(value: object, base_dir: Path) -> Path:
+    """A path from the layout, absolute; relative ones are relative to the layout's directory."""
+    text = _nonempty(value, "a non-empty path")
+    try:
+        path = Path(text).expanduser()
+        return (path if path.is_absolute() else base_dir / path).resolve()
+    except (OSError, RuntimeError) as e:  # too long, symlink loop, unknown ~user
+        raise _Bad(f"cannot use {_show(text)}: {e}") from None
+
+
+def _directory_problem(path: Path) -> str | None:
+    try:
+        if path.is_dir():
+            return None
+        return "is not a directory" if path.exists() else "does not exist"
+    except OSError as e:
+        return f"cannot be used ({e.strerror or e})"
 
 
 def _git_problem(repo: Path) -> str | None:
@@ -591,12 +639,20 @@ def loads(text: str, *, source: str | os.PathLike[str], base_dir: Path) -> Squad
             where = "end of file" if _TOML_AT_END.search(message) else ""
             message = _TOML_AT_END.sub("", message)
         raise LayoutError(file, where, message) from None
-    return _build(data, file, Path(base_dir).resolve(), Path(source))
+    except RecursionError:
+        raise LayoutError(file, "", "arrays or tables are nested too deeply") from None
+    try:
+        base = Path(base_dir).resolve()
+    except (OSError, RuntimeError) as e:
+        raise LayoutError(file, "", f"cannot use directory {base_dir}: {e}") from None
+    return _build(data, file, base, Path(source))
 
 
 def load(path: str | os.PathLike[str]) -> Squad:
     """Read and validate a layout file. Raises :class:`LayoutError` for any problem."""
     file = os.fspath(path)
+    if "\0" in file:
+        raise LayoutError(file.replace("\0", "\\0"), "", "a file name cannot contain NUL")
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
@@ -612,8 +668,7 @@ def load(path: str | os.PathLike[str]) -> Squad:
         raise LayoutError(file, f"line {line}",
                           "is not UTF-8 text: save the file as UTF-8") from None
     squad = loads(text, source=file, base_dir=Path(path).absolute().parent)
-    return Squad(squad.name, squad.repo, squad.worktree_root, squad.teams,
-                 squad.dispatch_policy, source=Path(path).resolve())
+    return replace(squad, source=Path(path).absolute())
 
 
 def _build(data: dict[str, Any], file: str, base_dir: Path, source: Path) -> Squad:
@@ -632,21 +687,16 @@ def _build(data: dict[str, Any], file: str, base_dir: Path, source: Path) -> Squ
         if key == "name":
             name = problems.check(key, safe_name, value)
         elif key == "repo":
-            text = problems.check(key, lambda v: _nonempty(v, "a non-empty path"), value)
-            if text is None:
+            checked = problems.check(key, lambda v: _path(v, base_dir), value)
+            if checked is None:
                 repo_ok = False
-                continue
-            repo = _path(text, base_dir)
-            if not repo.exists():
-                problems.add(key, f"{repo} does not exist: point `repo` at your project")
+            elif problem := _directory_problem(checked):
+                problems.add(key, f"{checked} {problem}: point `repo` at your project")
                 repo_ok = False
-            elif not repo.is_dir():
-                problems.add(key, f"{repo} is not a directory: point `repo` at your project")
-                repo_ok = False
+            else:
+                repo = checked
         elif key == "worktree_root":
-            text = problems.check(key, lambda v: _nonempty(v, "a non-empty path"), value)
-            if text is not None:
-                worktree_root = _path(text, base_dir)
+            worktree_root = problems.check(key, lambda v: _path(v, base_dir), value)
         elif key == "dispatch_policy":
             policy_checked = problems.check(key, _string, value)
             if policy_checked in DISPATCH_POLICIES:
@@ -662,11 +712,8 @@ def _build(data: dict[str, Any], file: str, base_dir: Path, source: Path) -> Squ
                 defaults = _agent_settings(problems, key, table, defaults=True)
         elif key == "teams":
             teams_raw = value
-        elif key == "agents":
-            problems.unknown("", key, _SQUAD_KEYS, "agents belong to a team: write "
-                             "[[teams.agents]] after a [[teams]] entry")
         else:
-            problems.unknown("", key, _SQUAD_KEYS)
+            problems.unknown("", key, "squad")
 
     teams: list[tuple[int, Team]] = []
     if teams_raw is None:
@@ -716,11 +763,8 @@ def _build_team(problems: _Problems, where: str, raw: dict[str, Any],
                 team_defaults = _agent_settings(problems, path, table, defaults=True)
         elif key == "agents":
             agents_raw = value
-        elif key in AGENT_FIELDS:
-            problems.unknown(where, key, _TEAM_KEYS, "agent settings for the whole team go in "
-                             "[teams.defaults], or in each [[teams.agents]] entry")
         else:
-            problems.unknown(where, key, _TEAM_KEYS)
+            problems.unknown(where, key, "team")
 
     agents: list[Agent] = []
     path = f"{where}.agents"
@@ -738,8 +782,9 @@ def _build_team(problems: _Problems, where: str, raw: dict[str, Any],
             settings = _agent_settings(problems, apath, agent_raw, defaults=False)
             if "name" not in agent_raw:
                 problems.add(f"{apath}.name", 'is required: add name = "dev" to this agent')
-            if "command" not in _cascade(squad_defaults, team_defaults, settings):
-                if "command" not in agent_raw:
+            merged = _cascade(squad_defaults, team_defaults, settings)
+            if "command" not in merged:
+                if "command" not in agent_raw:  # else its problem is already recorded
                     problems.add(apath, "has no command: set `command` here, in the team's "
                                         "[teams.defaults], or in [defaults]")
                 continue
@@ -751,7 +796,6 @@ def _build_team(problems: _Problems, where: str, raw: dict[str, Any],
                              f"{path}[{seen[agent_name]}]: agent names must differ within a team")
                 continue
             seen[agent_name] = j
-            merged = _cascade(squad_defaults, team_defaults, settings)
             merged.setdefault("role", default_role(agent_name))
             if name is not None:
                 agents.append(Agent(team=name, **merged))

@@ -134,6 +134,10 @@ BAD = [
      'did you mean "dispatch_policy"?'),
     (layout(top='dispatch_policy = "fastest"'), "dispatch_policy", '"least-loaded"'),
     (layout(team="capacity = 2"), "teams[0].capacity", "[teams.defaults]"),
+    (layout(top="worktree = true"), "worktree", "[defaults]"),
+    (layout('repo = "."'), "teams[0].agents[0].repo", "squad setting"),
+    (layout('session = "x"'), "teams[0].agents[0].session", "per team"),
+    (layout("colour = 1"), "teams[0].agents[0].colour", "known keys here: name, role"),
     (layout('team = "t"'), "teams[0].agents[0].team", "remove this key"),
     (layout('role = "a:b"'), "teams[0].agents[0].role", "':' or '.'"),
     (layout('role = " PM"'), "teams[0].agents[0].role", "whitespace"),
@@ -176,6 +180,10 @@ def test_unterminated_string_at_end_of_file() -> None:
     err = error('name = """s\n')
     assert err.where == "end of file"
     assert "Unterminated" in err.message
+
+
+def test_deep_nesting_is_a_layout_error() -> None:
+    assert "nested too deeply" in str(error("a = " + "[" * 100_000))
 
 
 def test_one_message_counts_the_other_problems() -> None:
@@ -224,6 +232,11 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_directory_instead_of_file(tmp_path: Path) -> None:
     with pytest.raises(LayoutError, match="is a directory"):
         load(tmp_path)
+
+
+def test_nul_in_file_name() -> None:
+    with pytest.raises(LayoutError, match="NUL"):
+        load("a\0b.toml")
 
 
 def test_bad_utf8_names_the_line(tmp_path: Path) -> None:
