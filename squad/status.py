@@ -4,7 +4,8 @@ debounced tracker that keeps one agent's status steady across observations.
 No tmux, psutil or Textual here: callers gather an :class:`Evidence` and get a :class:`Status`.
 
 Where patterns look
-    The screen is cut to its non-blank lines (ANSI escapes removed, trailing whitespace
+    Callers pass the whole visible screen; only its bottom is read. The screen is cut to
+    its non-blank lines (ANSI escapes removed, trailing whitespace
     dropped). ``input`` and ``busy`` patterns are searched in the bottom ``tail_lines`` of
     them, ``ready`` patterns only in the bottom ``ready_lines`` (1 for most packs: the prompt
     must be the last non-blank line, nothing after it; more for programs that draw a box and
@@ -138,11 +139,14 @@ def load_packs() -> dict[str, PackSpec]:
     packs: dict[str, PackSpec] = {}
     for name, table in data.items():
         if not isinstance(table, dict) or not set(table) <= _PACK_KEYS:
-            raise ValueError(f"{PACKS_FILE}: [{name}] must be a table with keys {_PACK_KEYS}")
+            raise ValueError(f"{PACKS_FILE}: [{name}] must be a table with keys "
+                             f"{', '.join(sorted(_PACK_KEYS))}")
         lists = {k: tuple(str(x) for x in table.get(k, ())) for k in
                  ("match", "ready", "busy", "input")}
         spec = PackSpec(name=name, tail_lines=int(table.get("tail_lines", 8)),
                         ready_lines=int(table.get("ready_lines", 1)), **lists)
+        if spec.tail_lines < 1 or spec.ready_lines < 1:
+            raise ValueError(f"{PACKS_FILE}: [{name}] tail_lines and ready_lines must be >= 1")
         spec.patterns()  # fail here, with the pattern named, if any regex is broken
         packs[name] = spec
     if "generic" not in packs:
@@ -198,7 +202,12 @@ def _name_of_word(word: str, module: bool = False) -> str | None:
     if module:  # squad.demo_agent -> demo_agent, squad
         parts = w.split(".")
         candidates += [parts[-1], parts[0]]
-    candidates += [_program(part) for part in reversed(w.split("/")) if part]
+    if "node_modules/" in w:  # .../node_modules/@anthropic-ai/claude-code/cli.js
+        package = w.rsplit("node_modules/", 1)[1].split("/")
+        depth = 2 if package[0].startswith("@") else 1
+        candidates += ["/".join(package[:depth]), package[depth - 1]]
+    elif "://" in w:  # npx https://github.com/google-gemini/gemini-cli
+        candidates.append(_program(w.rstrip("/").rsplit("/", 1)[-1]))
     for c in candidates:
         if c in table:
             return table[c]
@@ -223,8 +232,13 @@ def _split_shell(command: str) -> list[list[str]]:
 
 
 def _shell_name(args: Sequence[str], depth: int) -> str | None:
+    skip = False
     for i, arg in enumerate(args):
-        if arg == "--":
+        if skip or arg == "--":
+            skip = False
+            continue
+        if arg in ("-o", "+o", "-O", "+O"):  # set -o pipefail, shopt -s ...
+            skip = True
             continue
         if arg.startswith("-") and not arg.startswith("--") and "c" in arg[1:]:
             if i + 1 >= len(args):

@@ -144,7 +144,7 @@ def test_busy_and_input_are_searched_only_in_the_tail():
     pats = Patterns("t", ready=(re.compile(r"^done$", re.M),), busy=(re.compile("spinning"),),
                     input=(re.compile(r"\?$", re.M),), tail_lines=2)
     assert classify(ev("spinning\nok?\nline\ndone\n"), pats) == Status.IDLE
-    assert classify(ev("spinning\nline\ndone\n"), pats) == Status.WORKING
+    assert classify(ev("line\nspinning\ndone\n"), pats) == Status.WORKING
     assert classify(ev("ok?\ndone\n"), pats) == Status.NEEDS_INPUT
 
 
@@ -369,7 +369,10 @@ def test_packs_load_and_compile():
     (["-bash"], "shell"),
     (["fish"], "shell"),
     (["sh", "-c", "exec bash"], "shell"),
+    (["bash", "-o", "pipefail", "-c", "codex | tee codex.log"], "codex"),
     (["bash", "deploy.sh"], "generic"),
+    (["python", "/home/claude/agent.py"], "generic"),
+    (["/opt/tools/claude-wrapper/run"], "generic"),
     (["python", "myagent.py", "--model", "claude"], "generic"),
     (["python", "-c", "print(1)"], "generic"),
     (["npm", "run", "dev", "--", "--port", "3000"], "generic"),
