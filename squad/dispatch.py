@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from squad.tasks import TaskError, clock
+from squad.tasks import TaskError, clock, need_key
 
 LEAST_LOADED = "least-loaded"
 ROUND_ROBIN = "round-robin"
@@ -36,7 +36,7 @@ class Need(Protocol):
     tags: tuple[str, ...]
     team: str | None
     target: str | None
-    need: tuple  # (tags, team, target), hashable
+    need: str  # squad.tasks.need_key(tags, team, target)
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,8 @@ class Job:
     target: str | None = None
 
     @property
-    def need(self) -> tuple:
-        return (self.tags, self.team, self.target)
+    def need(self) -> str:
+        return need_key(self.tags, self.team, self.target)
 
 
 @dataclass(frozen=True)
@@ -217,27 +217,26 @@ def plan(
     if not slots:
         return out
     open_all = set(slots)
-    hopeless: set[tuple] = set()
+    hopeless: set[str] = set()
     empty: frozenset[str] = frozenset()
     for task in tasks_in_order:
         need = task.need
         if need in hopeless:
             continue
-        tags, team, target = need
+        team, target = task.team, task.target
+        pool: set[str] | frozenset[str]
         if target is not None:
-            pool = {target} if target in open_all and (
-                team is None or slots[target].team == team) else empty
-            for tag in tags:
-                if target not in by_tag.get(tag, empty):
-                    pool = empty
+            ok = target in open_all and (team is None or slots[target].team == team)
+            pool = {target} if ok and all(target in by_tag.get(tag, empty)
+                                          for tag in task.tags) else empty
         else:
-            sets = [by_team.get(team, empty) if team is not None else open_all]
-            sets += [by_tag.get(tag, empty) for tag in tags]
-            if len(sets) == 1:
-                pool = sets[0]
-            else:
-                sets.sort(key=len)
-                pool = sets[0].intersection(*sets[1:])
+            pool = open_all if team is None else by_team.get(team, empty)
+            for tag in task.tags:
+                members = by_tag.get(tag)
+                if not members:
+                    pool = empty
+                    break
+                pool = pool & members
         if not pool:
             hopeless.add(need)
             continue

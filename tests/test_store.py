@@ -389,8 +389,12 @@ def test_two_stores_on_one_file_see_each_other(tmp_path: Path) -> None:
     cli, supervisor = TaskStore(path), TaskStore(path)
     t = cli.add("from the cli", now=NOW)
     assert supervisor.get(t.id) == t
+    assert supervisor.queued_ready(NOW) == [t] and cli.list() == [t]
     supervisor.assign(t.id, "t/a", now=NOW)
     assert cli.get(t.id).status is S.ASSIGNED
+    # the listing cache notices changes made through another connection
+    assert [x.status for x in cli.list()] == [S.ASSIGNED]
+    assert supervisor.queued_ready(NOW) == []
     cli.cancel(t.id, "stop", now=NOW)
     with pytest.raises(TaskError, match="cancelled and cannot become in_progress"):
         supervisor.mark_delivered(t.id, now=NOW)
@@ -433,3 +437,52 @@ def test_a_second_process_writing_concurrently_loses_nothing(tmp_path: Path) -> 
     assert len({t.id for t in tasks}) == 2 * n
     assert store.active_counts() == {"parent/a": n // 2, "child/a": n // 3}
     store.close()
+
+
+def test_kill_9_in_the_middle_of_writes_leaves_a_consistent_store(tmp_path: Path) -> None:
+    import signal
+
+    path = tmp_path / "tasks.db"
+    TaskStore(path).close()
+    script = textwrap.dedent(f"""
+        from squad.store import TaskStore
+        s = TaskStore({str(path)!r})
+        i = 0
+        while True:
+            t = s.add(f"task {{i}}", tags=["x"])
+            s.assign(t.id, "t/a")
+            s.mark_delivered(t.id)
+            if i % 2:
+                s.complete(t.id, "ok")
+            print(t.id, flush=True)
+            i += 1
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                             env=env)
+    last = 0
+    while last < 60:
+        last = int(child.stdout.readline())
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=10)
+    child.stdout.close()
+    with TaskStore(path) as store:
+        assert store._read("PRAGMA integrity_check") == [("ok",)]
+        tasks = store.list()
+        assert len(tasks) >= last  # everything reported as written is there
+        for t in tasks:
+            assert t.status in (S.QUEUED, S.ASSIGNED, S.IN_PROGRESS, S.DONE)
+            if t.status is S.ASSIGNED:
+                assert t.delivery_token and t.attempts == 1 and t.agent == "t/a"
+            if t.status in (S.IN_PROGRESS, S.DONE):
+                assert t.started_at is not None
+        # what the killed writer left mid-delivery is listed for reconciliation
+        assert {t.id for t in store.in_delivery()} == {
+            t.id for t in tasks if t.status is S.ASSIGNED}
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(TaskError, match="not a usable task database"):
+        TaskStore(path)
