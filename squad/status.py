@@ -283,7 +283,12 @@ def _runner_name(args: Sequence[str], depth: int) -> str | None:
     return None
 
 
+_ASSIGNMENT = re.compile(r"^[A-Za-z_]\w*=")
+
+
 def _name(argv: Sequence[str], depth: int = 0) -> str | None:
+    while argv and _ASSIGNMENT.match(argv[0]):  # FOO=1 claude
+        argv = argv[1:]
     if not argv or depth > 8:
         return None
     prog, args = _program(argv[0]), argv[1:]

@@ -59,6 +59,16 @@ def test_recorded_screens_cover_every_pack_and_status():
         for status in ("idle", "working", "needs-input"):
             assert (name, status) in seen, f"no recorded {name} screen that is {status}"
     assert ("shell", "idle") in seen and ("generic", "idle") in seen
+    assert ("server", "idle") in seen
+
+
+def test_a_quiet_server_stays_idle():
+    text = screen("server.idle.http.txt")
+    pats = patterns_for(["python3", "-m", "http.server", "3000"])
+    assert classify(ev(text, now=10_000, changed_at=0), pats) == Status.IDLE
+    scrolled = text + "".join(f'127.0.0.1 - - [x] "GET /a{i} HTTP/1.1" 200 -\n'
+                              for i in range(60))
+    assert classify(ev(scrolled, now=10_000, changed_at=0), pats) == Status.IDLE
 
 
 @pytest.mark.parametrize(("name", "pack_name", "expected"), recorded(),
@@ -98,6 +108,12 @@ def test_an_answered_question_no_longer_needs_input():
     assert classify(ev(answered), patterns_for(DEMO)) == Status.WORKING
     answered_generic = "Overwrite existing config? [y/N] y\nwriting config.toml\n"
     assert classify(ev(answered_generic), pack("generic")) == Status.WORKING
+
+
+def test_demo_task_typed_ahead_is_working():
+    # A task typed while the previous one worked was echoed back then, not after the prompt.
+    assert classify(ev("demo> ● Working on: next task\n"), patterns_for(DEMO)) == \
+        Status.WORKING
 
 
 def test_claude_prompt_in_the_transcript_is_not_idle_while_the_spinner_runs():
@@ -349,6 +365,7 @@ def test_packs_load_and_compile():
     (["npx", "-y", "@anthropic-ai/claude-code@latest"], "claude"),
     (["node", "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js"], "claude"),
     (["env", "ANTHROPIC_MODEL=opus", "claude"], "claude"),
+    (["/bin/sh", "-c", "ANTHROPIC_MODEL=opus claude"], "claude"),
     (["bash", "-lc", "cd /srv/app && exec claude --resume"], "claude"),
     ("claude --model opus", "claude"),
     (["codex"], "codex"),
@@ -370,6 +387,9 @@ def test_packs_load_and_compile():
     (["fish"], "shell"),
     (["sh", "-c", "exec bash"], "shell"),
     (["bash", "-o", "pipefail", "-c", "codex | tee codex.log"], "codex"),
+    (["python3", "-m", "http.server", "3000", "--bind", "127.0.0.1"], "server"),
+    (["uvicorn", "app:app", "--port", "8000", "--reload"], "server"),
+    (["npx", "vite", "--port", "5173"], "server"),
     (["bash", "deploy.sh"], "generic"),
     (["python", "/home/claude/agent.py"], "generic"),
     (["/opt/tools/claude-wrapper/run"], "generic"),
