@@ -47,7 +47,9 @@ def _json(data: object) -> None:
 def _console():
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    # Piped output is not cut to 80 columns: scripts and logs get whole rows.
+    return Console(highlight=False, soft_wrap=False,
+                   width=None if sys.stdout.isatty() else 200)
 
 
 # -- parser ---------------------------------------------------------------------------------
@@ -351,6 +353,8 @@ def format_event(ev: dict) -> str:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    if args.layout:
+        _load(args.layout)  # a bad layout fails here, with one line, before the UI loads
     from squad.ui.app import run_ui
 
     return run_ui(args, demo_layout())

@@ -191,7 +191,8 @@ def down(
     return outcomes
 
 
-def prune_worktrees(squad: Squad, agents: Iterable[Agent], *, force: bool, by: str) -> list[Outcome]:
+def prune_worktrees(squad: Squad, agents: Iterable[Agent], *, force: bool,
+                    by: str) -> list[Outcome]:
     outcomes = []
     for agent in agents:
         path = squad.worktree_dir(agent)

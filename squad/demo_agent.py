@@ -249,7 +249,7 @@ def review_verdict(task: str, rng: random.Random) -> str | None:
     if "review" not in words and "verdict" not in words:
         return None
     for quoted in ("verdict: approved", "verdict: rejected", "verdict:approved",
-                   "verdict:rejected"):
+                   "verdict:rejected", "a reviewer rejected"):
         words = words.replace(quoted, "")
     if "reject" in words:
         return f"VERDICT: REJECTED: {rng.choice(REASONS)}"

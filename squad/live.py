@@ -161,6 +161,13 @@ def agent_env(squad: Squad, agent: Agent, socket: str) -> dict[str, str]:
         if d and d not in first and d not in base_path.split(os.pathsep)[:2]:
             first.append(d)
     env["PATH"] = os.pathsep.join([*first, base_path]) if first else base_path
+    # Running from a checkout (not installed): agents such as the demo agent and `squad`
+    # itself must still import this squad package.
+    home = str(Path(__file__).resolve().parent.parent)
+    if home not in _site_dirs():
+        old = env.get("PYTHONPATH") or os.environ.get("PYTHONPATH", "")
+        if home not in old.split(os.pathsep):
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (home, old) if p)
     env.update(
         SQUAD_NAME=squad.name,
         SQUAD_TEAM=agent.team,
@@ -169,6 +176,13 @@ def agent_env(squad: Squad, agent: Agent, socket: str) -> dict[str, str]:
         SQUAD_HOME=str(state_home()),
     )
     return env
+
+
+def _site_dirs() -> set[str]:
+    import site
+
+    dirs = set(site.getsitepackages()) | {site.getusersitepackages()}
+    return {str(Path(d).resolve()) for d in dirs}
 
 
 def wrapper_argv(agent: Agent) -> list[str]:

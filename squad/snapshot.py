@@ -21,7 +21,7 @@ from squad import procs
 from squad.layout import Agent
 from squad.live import Live
 from squad.state import squad_dir
-from squad.status import Evidence, Status, StatusTracker, classify, patterns_for
+from squad.status import Evidence, StatusTracker, patterns_for
 from squad.tmux import Pane
 
 STATUS_TAIL = 60  # screen lines kept per agent in a snapshot (the bottom of the screen)
@@ -55,6 +55,7 @@ class AgentRow:
     task: str | None = None  # the current task ("#12 Fix login"), filled by the supervisor
     task_id: int | None = None
     breaker: str = "closed"
+    raw_status: str = ""  # the latest single observation, before debouncing
 
     @property
     def target(self) -> str:
@@ -128,7 +129,8 @@ class Observer:
         for agent in agents:
             pane = panes[agent.target]
             rows.append(self._row(agent, pane, screens.get(agent.target, ""), now, wall))
-        tails = {t: "\n".join(s.rstrip("\n").split("\n")[-STATUS_TAIL:]) for t, s in screens.items()}
+        tails = {t: "\n".join(s.rstrip("\n").split("\n")[-STATUS_TAIL:])
+                 for t, s in screens.items()}
         snap = Snapshot(live.squad.name, live.tmux.socket, wall, system.cpu, system.mem,
                         tuple(rows), tails)
         self.last = snap
@@ -186,6 +188,7 @@ class Observer:
             window_id=pane.window_id,
             pane_id=pane.pane_id,
             since=wall - (now - tracker.since),
+            raw_status=str(tracker.raw or status),
             **base,
         )
 

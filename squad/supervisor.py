@@ -13,14 +13,16 @@ import os
 import signal
 import socket as socketlib
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from squad import events
+from squad.delivery import Desk, event_sink
 from squad.errors import SquadError
 from squad.live import Live
 from squad.snapshot import Observer, Snapshot, publish
 from squad.state import squad_dir
+from squad.status import Status
+from squad.store import TaskStore
 
 
 class SupervisorBusy(SquadError):
@@ -74,6 +76,8 @@ class Supervisor:
         self.lock = Lock(live.squad.name)
         self.statuses: dict[str, str] = {}
         self.last: Snapshot | None = None
+        self.store = TaskStore.for_squad(live.squad.name, on_event=event_sink(live.squad.name, by))
+        self.desk = Desk(live, self.store, by=by, on_delivered=self._delivered)
 
     def start(self) -> None:
         self.lock.acquire(self.by)
@@ -84,6 +88,7 @@ class Supervisor:
         if self.lock.fd is not None:
             events.record(self.live.squad.name, "supervisor.stop", by=self.by)
         self.lock.release()
+        self.store.close()
 
     def tick(self) -> Snapshot:
         snap = self.observer.tick()
@@ -102,9 +107,24 @@ class Supervisor:
             publish(snap)
         return snap
 
+    def _delivered(self, target: str) -> None:
+        """An agent that was just handed text is busy from now on, whatever the debouncer
+        still believes: it must not look idle (and receive more) before it starts."""
+        tracker = self.observer.trackers.get(target)
+        if tracker is not None:
+            tracker.force(Status.WORKING, time.monotonic())
+
+    @property
+    def dispatching(self) -> bool:
+        """Whether this supervisor holds the lock (and so hands out tasks)."""
+        return self.lock.fd is not None
+
     def after_observe(self, snap: Snapshot) -> Snapshot:
-        """Policies and dispatch; extended by the task queue."""
-        return snap
+        """Task completion, failures and dispatch when this supervisor holds the lock;
+        otherwise only each agent's current task and breaker state."""
+        if self.dispatching:
+            return self.desk.step(snap)
+        return self.desk.annotate(snap, time.time())
 
     def run_forever(self, stop_after: float | None = None) -> None:
         """The headless loop: tick, then sleep what is left of the interval."""
@@ -124,6 +144,3 @@ class Supervisor:
                 break
             time.sleep(max(0.05, self.interval - (time.monotonic() - t0)))
 
-
-def with_rows(snap: Snapshot, rows) -> Snapshot:
-    return replace(snap, agents=tuple(rows))

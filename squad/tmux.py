@@ -39,7 +39,7 @@ _PANE_FIELDS = (
     "pane_height",
     "pane_current_path",
 )
-PANE_FORMAT = SEP.join("#{%s}" % f for f in _PANE_FIELDS)
+PANE_FORMAT = SEP.join("#{" + f + "}" for f in _PANE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -217,13 +217,15 @@ class Tmux:
             return {}
         marker = f"squad-capture-{secrets.token_hex(8)}"
         cmds: list[list[str]] = []
-        for pid in ids:
+        for i, pid in enumerate(ids):
             cmd = ["capture-pane", "-p", "-J", "-t", pid]
             if ansi:
                 cmd.append("-e")
             if history:
                 cmd += ["-S", str(-history)]
-            cmds.append(["display-message", "-p", f"{marker} {pid}"])
+            # An index, not the pane id: display-message runs its text through strftime,
+            # which mangles "%3".
+            cmds.append(["display-message", "-p", f"{marker} {i}"])
             cmds.append(cmd)
         proc = self.run_bytes(*cmds)
         text = proc.stdout.decode("utf-8", "replace")
@@ -231,10 +233,11 @@ class Tmux:
         current: str | None = None
         lines: list[str] = []
         for line in text.split("\n"):
-            if line.startswith(marker + " "):
+            index = line[len(marker) + 1 :]
+            if line.startswith(marker + " ") and index.isdigit() and int(index) < len(ids):
                 if current is not None:
                     result[current] = "\n".join(lines)
-                current, lines = line[len(marker) + 1 :], []
+                current, lines = ids[int(index)], []
             elif current is not None:
                 lines.append(line)
         if current is not None:

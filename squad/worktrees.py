@@ -56,7 +56,8 @@ def list_worktrees(repo: Path) -> dict[Path, Worktree]:
 
 
 def branch_exists(repo: Path, branch: str) -> bool:
-    return git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0
+    ref = f"refs/heads/{branch}"
+    return git(repo, "rev-parse", "--verify", "--quiet", ref, check=False).returncode == 0
 
 
 def ensure(repo: Path, path: Path, branch: str, base: str | None = None) -> str:

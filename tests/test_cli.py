@@ -66,7 +66,8 @@ role = "QA"
 """)
 
 
-def test_up_is_idempotent_and_down_cleans_up(socket: str, two_teams: Path, tmp_path: Path) -> None:
+def test_up_is_idempotent_and_down_cleans_up(socket: str, two_teams: Path,
+                                             tmp_path: Path) -> None:
     first = run_squad("-L", socket, "up", str(two_teams))
     assert first.returncode == 0, first.stderr
     assert "3 started" in first.stdout
@@ -121,7 +122,7 @@ command = {agent_cmd("tree_agent.py", str(out))}
 grace = 3
 """)
     assert run_squad("-L", socket, "up", str(layout)).returncode == 0
-    pids = wait_for(lambda: len(r := roles(out)) == 4 and r, what="agent, child, grandchild, daemon")
+    pids = wait_for(lambda: len(r := roles(out)) == 4 and r, what="the 4 processes")
 
     def states() -> set[str | None]:
         return {procs.proc_state(p) for p in pids.values()}
@@ -245,7 +246,8 @@ worktree = false
                                              capture_output=True, text=True).stdout
 
 
-def test_bad_input_exits_2_with_one_clear_line(socket: str, tmp_path: Path, two_teams: Path) -> None:
+def test_bad_input_exits_2_with_one_clear_line(socket: str, tmp_path: Path,
+                                                two_teams: Path) -> None:
     nothing = run_squad("-L", socket, "ls")
     assert nothing.returncode == 2 and "no squad is running" in nothing.stderr
     broken = write_layout(tmp_path / "broken.toml", 'name = "x"\n[[teams]\n')

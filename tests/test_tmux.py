@@ -22,23 +22,23 @@ def test_escape_survives_tmux_parsing(socket: str, arg: str) -> None:
     assert escape_arg("plain") == "plain"
 
 
-def test_panes_and_batched_capture(socket: str) -> None:
+def test_panes_and_batched_capture_of_many_panes(socket: str) -> None:
     tmux = Tmux(socket)
     assert tmux.panes() == []
     assert not tmux.alive()
     cmds = [["start-server"], ["set-option", "-wg", "remain-on-exit", "on"]]
-    for i in range(5):
+    for i in range(12):
         what = ["new-session", "-d", "-s", f"s{i}"] if i == 0 else [
             "new-window", "-d", "-t", "=s0:"]
         cmds.append([*what, "--", sys.executable, "-c",
                      f"print('hello from [bold]{i}[/]'); import time; time.sleep(30)"])
     tmux.run(*cmds)
-    panes = wait_for(lambda: [p for p in tmux.panes()] if len(tmux.panes()) == 5 else None)
+    panes = wait_for(lambda: [p for p in tmux.panes()] if len(tmux.panes()) == 12 else None)
     assert all(p.pid and not p.dead for p in panes)
     ids = [p.pane_id for p in panes]
     shots = wait_for(lambda: (s := tmux.capture(ids)) and all("hello" in v for v in s.values())
-                     and len(s) == 5 and s, what="5 screens")
-    for i in range(5):
+                     and len(s) == 12 and s, what="12 screens")
+    for i in range(12):
         assert any(f"hello from [bold]{i}[/]" in text for text in shots.values())
 
 
