@@ -58,6 +58,12 @@ def add_task_commands(cmd: Callable[[str, str], argparse.ArgumentParser]) -> Non
             t.add_argument("--reason", help="why")
         t.add_argument("--json", action="store_true")
 
+    t = sub.add_parser("after", help="make a task wait for other tasks",
+                       description="make task ID wait until every DEP is done")
+    t.add_argument("id", help="the task that waits")
+    t.add_argument("deps", nargs="+", metavar="DEP", help="tasks it waits for")
+    t.add_argument("--json", action="store_true")
+
     c = cmd("run", "run the supervisor: dispatch tasks, watch agents (--headless: no UI)")
     c.add_argument("--headless", action="store_true", help="without the UI (required for now)")
     c.add_argument("--interval", type=float, default=1.0, help="seconds between ticks")
@@ -250,7 +256,9 @@ def cmd_task(args: argparse.Namespace) -> int:
                     print(f"{key:>18}: {value}")
             return 0
         holder = task.holder
-        if action == "cancel":
+        if action == "after":
+            task = store.depend(task_id, [_task_id(d) for d in args.deps], now)
+        elif action == "cancel":
             task = store.cancel(task_id, args.reason or "cancelled", now)
         elif action == "retry":
             task = store.retry(task_id, now)

@@ -29,6 +29,7 @@ from squad.store import TaskStore
 from squad.tasks import Task, TaskError, TaskStatus, parse_verdict, trim_result
 
 QUICK_TASK = 2.0  # seconds after delivery before a task done within the debounce counts
+RECONCILE_WAIT = 0.5  # seconds to look again for a marker before undoing a delivery
 HISTORY = 3000  # scrollback lines read to find a delivery marker and the result
 
 
@@ -104,6 +105,8 @@ class Desk:
                  on_delivered: Callable[[str], None] | None = None) -> None:
         self.live = live
         self.on_delivered = on_delivered  # told the target of every delivery
+        self.backoff_base = 5.0  # seconds before the first retry; doubles per failure
+        self.backoff_cap = 300.0
         self.store = store
         self.by = by
         self.rng = rng or random.Random()
@@ -125,7 +128,8 @@ class Desk:
     def _fail(self, task: Task, error: str, now: float) -> None:
         holder = task.holder
         try:
-            self.store.fail_attempt(task.id, error, now, self.rng)
+            self.store.fail_attempt(task.id, error, now, self.rng, base=self.backoff_base,
+                                    cap=self.backoff_cap)
         except TaskError:
             return
         self._outcome(holder, False, now)
@@ -144,12 +148,21 @@ class Desk:
 
     def reconcile(self, now: float) -> None:
         """Tasks committed but not confirmed delivered when a supervisor died."""
-        for task in self.store.in_delivery():
-            holder = task.holder
-            if holder and task.marker and task.marker in self._screen(holder):
-                self.store.mark_delivered(task.id, now, token=task.delivery_token)
-            else:
-                self.store.unassign(task.id, "not delivered before the supervisor stopped", now)
+        pending = self.store.in_delivery()
+        for attempt in range(2):
+            left = []
+            for task in pending:
+                holder = task.holder
+                if holder and task.marker and task.marker in self._screen(holder):
+                    self.store.mark_delivered(task.id, now, token=task.delivery_token)
+                else:
+                    left.append(task)
+            pending = left
+            if pending and attempt == 0:
+                time.sleep(RECONCILE_WAIT)  # text sent just before the crash may still be
+                # on its way to the screen
+        for task in pending:
+            self.store.unassign(task.id, "not delivered before the supervisor stopped", now)
 
     def watch(self, rows: dict[str, AgentRow], screens: dict[str, str], now: float) -> None:
         for task in self.store.timed_out(now):

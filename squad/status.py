@@ -18,12 +18,15 @@ Where patterns look
 Rules, first that applies wins (:func:`classify`)
     1. the pane's process exited                                  -> exited
     2. every process of the agent's tree is stopped               -> paused
-    3. an ``input`` pattern in the tail                           -> needs-input
-    4. a ``busy`` pattern in the tail                             -> working, or stalled when
+    3. a line prompt (``ready_lines`` = 1) on the last line, itself neither a question nor a
+       busy sign                                                   -> idle (older output
+       above the prompt does not count)
+    4. an ``input`` pattern in the tail                           -> needs-input
+    5. a ``busy`` pattern in the tail                             -> working, or stalled when
        the screen has not changed for ``stall_after`` seconds and the tree is quiet
        (CPU below :data:`BUSY_CPU`): a spinner frozen on screen is stalled
-    5. a ``ready`` pattern at the bottom                          -> idle
-    6. no pattern: the screen silent for ``stall_after`` with a quiet CPU -> stalled;
+    6. a ``ready`` pattern at the bottom                          -> idle
+    7. no pattern: the screen silent for ``stall_after`` with a quiet CPU -> stalled;
        within :data:`STARTING_FOR` seconds of the start            -> starting;
        otherwise                                                   -> working
 
@@ -386,6 +389,13 @@ def classify(ev: Evidence, pats: Patterns, stall_after: float = 120.0) -> Status
         return Status.PAUSED
     n_tail, n_ready = max(pats.tail_lines, 1), max(pats.ready_lines, 1)
     tail = bottom_lines(ev.screen, max(n_tail, n_ready))
+    bottom = tail[-n_ready:]
+    # A line prompt on the last line means the program waits for input, whatever older
+    # output above it says ("working step 3/3" just before the prompt). Programs that draw
+    # their prompt box all the time (ready_lines > 1) say they work elsewhere on screen.
+    if (n_ready == 1 and _matches(pats.ready, bottom) and not _matches(pats.busy, bottom)
+            and not _matches(pats.input, bottom)):
+        return Status.IDLE
     if _matches(pats.input, tail[-n_tail:]):
         return Status.NEEDS_INPUT
     stalled = ev.now - ev.changed_at > stall_after and ev.cpu < BUSY_CPU

@@ -4,6 +4,7 @@ stalls, the debounced tracker, and which pack fits which command. No tmux, no pr
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 import sys
 from pathlib import Path
 
@@ -143,7 +144,11 @@ def test_input_beats_busy_and_busy_beats_ready():
     pats = Patterns("t", ready=(re.compile(r"^> ?$", re.M),), busy=(re.compile("BUSY"),),
                     input=(re.compile(r"\?\s*$", re.M),), tail_lines=3)
     assert classify(ev("BUSY\nproceed?\n"), pats) == Status.NEEDS_INPUT
-    assert classify(ev("BUSY\n>\n"), pats) == Status.WORKING
+    # A line prompt on the last line is idle whatever older output above it says...
+    assert classify(ev("BUSY\n>\n"), pats) == Status.IDLE
+    # ...but a program whose prompt box is always drawn says it works above the box.
+    boxed = replace(pats, ready_lines=2)
+    assert classify(ev("BUSY\n>\n"), boxed) == Status.WORKING
     assert classify(ev("done\n> \n"), pats) == Status.IDLE
 
 
@@ -160,8 +165,11 @@ def test_busy_and_input_are_searched_only_in_the_tail():
     pats = Patterns("t", ready=(re.compile(r"^done$", re.M),), busy=(re.compile("spinning"),),
                     input=(re.compile(r"\?$", re.M),), tail_lines=2)
     assert classify(ev("spinning\nok?\nline\ndone\n"), pats) == Status.IDLE
-    assert classify(ev("line\nspinning\ndone\n"), pats) == Status.WORKING
-    assert classify(ev("ok?\ndone\n"), pats) == Status.NEEDS_INPUT
+    assert classify(ev("line\nspinning\ndone\n"), pats) == Status.IDLE  # prompt is last
+    assert classify(ev("line\nspinning\ndone\n"), replace(pats, ready_lines=2)) == (
+        Status.WORKING)
+    assert classify(ev("ok?\ndone\n"), pats) == Status.IDLE  # a question above the prompt
+    assert classify(ev("ok?\ndone\n"), replace(pats, ready_lines=2)) == Status.NEEDS_INPUT
 
 
 # -- layout patterns --------------------------------------------------------------------
