@@ -4,8 +4,8 @@ stalls, the debounced tracker, and which pack fits which command. No tmux, no pr
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
