@@ -22,6 +22,7 @@ from squad.tmux import Tmux
 from squad.ui.app import SquadApp, run_ui
 from squad.ui.dialogs import ConfirmDialog, DispatchDialog, HelpScreen, SendDialog
 from squad.ui.output import OutputView
+from squad.ui.sample import sample
 from tests.conftest import ROOT, demo_cmd, have_tmux, write_layout
 
 pytestmark = pytest.mark.skipif(not have_tmux(), reason="needs tmux")
@@ -274,6 +275,9 @@ async def test_failed_action_says_why(live: Live) -> None:
         await pilot.press("p")
         await until(pilot, lambda: any(n.severity == "error" and "exited" in n.message
                                        for n in app._notifications), what="an error")
+        await pilot.press("a")  # no terminal to hand over in a headless test
+        await until(pilot, lambda: "attach needs a real terminal" in notes(app),
+                    what="the attach error")
         await app.action_quit()
 
 
@@ -311,6 +315,8 @@ async def test_filter_help_events_and_grid(live: Live) -> None:
             return any("pause" in str(table.get_row_at(i)[2]) for i in range(table.row_count))
 
         await until(pilot, has_pause, what="the pause in the events panel")
+        await pilot.press("e")
+        await until(pilot, lambda: not table.parent.display, what="events closed")
 
         await pilot.press("g")
         grid = app.query_one("#grid")
@@ -405,6 +411,15 @@ async def test_palette_commands_cover_every_key(live: Live) -> None:
         # An agent named in the palette: pause it without moving the cursor first.
         app.act_on("beta/qa", "pause")
         await until(pilot, lambda: all_stopped(live, "beta/qa"), what="beta/qa paused")
+        # Through the palette itself, as a user types it.
+        from textual.command import CommandPalette
+
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette), what="palette")
+        await type_text(pilot, "Resume beta/qa")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: none_stopped(live, "beta/qa"), what="beta/qa resumed")
         await app.action_quit()
 
 
@@ -457,3 +472,71 @@ async def test_keys_are_acted_on_within_100ms_with_50_agents() -> None:
     latencies = await key_latencies(agents=50, presses=30, feed_interval=0.1)
     median = statistics.median(latencies)
     assert median < 0.1, f"median key latency {median * 1000:.0f} ms"
+
+
+@pilot_test
+async def test_output_follows_new_lines_until_scrolled_back() -> None:
+    from rich.text import Text
+
+    snap, hist = sample()
+    app = SquadApp(frozen=snap, history=hist)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        output = app.query_one("#output", OutputView)
+        target = app.selected_agent
+
+        def lines(n: int) -> list[Text]:
+            return [Text(f"line {i}") for i in range(n)]
+
+        output.show_lines(target, lines(200), 10)
+        await pilot.pause()
+        assert output.follow and output.scroll_y == output.max_scroll_y > 0
+        output.show_lines(target, lines(300), 10)
+        await pilot.pause()
+        assert output.scroll_y == output.max_scroll_y  # followed the new lines
+        output.focus()
+        await pilot.press("pageup")
+        await until(pilot, lambda: not output.follow, what="follow off")
+        where = output.scroll_y
+        output.show_lines(target, lines(400), 10)
+        await pilot.pause()
+        assert output.scroll_y == where  # reading history is not disturbed
+        assert "scrolled back" in str(output.border_subtitle)
+        await pilot.press("end")
+        await until(pilot, lambda: output.follow, what="follow on again")
+        output.show_lines(target, lines(500), 10)
+        await pilot.pause()
+        assert output.scroll_y == output.max_scroll_y
+
+
+def test_attach_in_a_real_terminal_and_come_back(live: Live) -> None:
+    """The real `squad` in a real terminal (a pane of a second tmux server): `a` hands the
+    terminal to the agent's window, C-b d comes back to the UI, `q` quits."""
+    import uuid
+
+    from tests.conftest import PY, SOCKET_PREFIX, kill_socket, wait_for
+
+    outer = Tmux(SOCKET_PREFIX + "term-" + uuid.uuid4().hex[:6])
+    cmd = (f"{PY} -m squad -L {live.tmux.socket}; echo SQUAD-EXIT=$?; sleep 60")
+    try:
+        outer.run(["new-session", "-d", "-x", "120", "-y", "40", "-e", f"PYTHONPATH={ROOT}",
+                   "-e", "TERM=xterm-256color", "sh", "-c", cmd])
+        pane = outer.panes()[0].pane_id
+
+        def screen() -> str:
+            return outer.capture([pane]).get(pane, "")
+
+        wait_for(lambda: "Agents" in screen() and "alpha/pm" in screen(), 20, "the UI")
+        outer.run(["send-keys", "-t", pane, "a"])
+        wait_for(lambda: "Agents" not in screen() and "demo>" in screen(), 10,
+                 "the agent's window in the terminal")
+        outer.run(["send-keys", "-t", pane, "C-b", "d"])
+        wait_for(lambda: "Agents" in screen() and "detached from alpha/pm" in screen(), 10,
+                 "the UI back after detaching")
+        outer.run(["send-keys", "-t", pane, "q"])
+        wait_for(lambda: "SQUAD-EXIT=0" in screen(), 10, "squad to exit")
+        assert "keeps running" in screen()
+        live.refresh()
+        assert len(live.panes) == 3 and not any(p.dead for p in live.panes.values())
+    finally:
+        kill_socket(outer.socket)

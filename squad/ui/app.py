@@ -238,7 +238,7 @@ class SquadApp(App[None]):
             with Vertical(id="right"):
                 yield OutputView(id="output")
                 yield OutputGrid(id="grid")
-                with Horizontal(id="drawer"):
+                with Vertical(id="drawer"):
                     yield TaskPanel(id="tasks")
                     yield EventsPanel(id="events")
                 yield AgentDetails(id="details")
@@ -534,6 +534,7 @@ class SquadApp(App[None]):
         output = self.query_one("#output", OutputView)
         grid.display = not grid.display
         output.display = not grid.display
+        self.query_one("#details", AgentDetails).display = not grid.display
         if grid.display:
             self.call_after_refresh(self._arrange_grid)
         else:

@@ -49,7 +49,7 @@ class OutputView(ScrollView, can_focus=True):
         self._strips.clear()
         self.virtual_size = Size(width, len(lines))
         if self.follow:
-            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
         self.refresh()
         self._update_subtitle()
 
@@ -61,7 +61,7 @@ class OutputView(ScrollView, can_focus=True):
         self._strips.clear()
         self._placeholder = Text(message, style="dim italic")
         self.virtual_size = Size(len(message), 1)
-        self.scroll_to(0, 0, animate=False, immediate=True)
+        self.scroll_to(0, 0, animate=False, immediate=True, force=True)
         self.refresh()
         self._update_subtitle()
 
@@ -102,7 +102,7 @@ class OutputView(ScrollView, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         if self.follow and self._lines:
-            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
 
 
 class Tile(Widget):

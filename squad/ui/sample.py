@@ -21,12 +21,22 @@ _TASKS = ("#12 Fix the login redirect", None, "#14 Add [bold] markup tests [/]",
           "#17 Write API docs", None, None)
 
 SCREEN = """\x1b[1mdemo agent\x1b[0m 0.1 (seed {seed}) - a pretend coding agent
+type a task and press Enter; `exit` quits
+demo> add a health check endpoint
+\x1b[32m●\x1b[0m Working on: add a health check endpoint
+  \x1b[36m⠋\x1b[0m step 1/5: searching the codebase…
+  \x1b[36m⠙\x1b[0m step 2/5: editing src/api/routes.py…
+  \x1b[36m⠹\x1b[0m step 3/5: writing tests for src/api/routes.py…
+  \x1b[36m⠸\x1b[0m step 4/5: running the linter…
+  \x1b[36m⠼\x1b[0m step 5/5: reviewing the diff…
+\x1b[1;32m✔ Done:\x1b[0m implemented add a health check endpoint (3 files changed)
+RESULT: GET /healthz returns 200 with the build id
 demo> {task}
 \x1b[32m●\x1b[0m Working on: {task}
   \x1b[36m⠋\x1b[0m step 1/4: searching the codebase…
   \x1b[36m⠙\x1b[0m step 2/4: editing src/app.py…
   literal brackets stay literal: [bold]not bold[/] and [/]
-  \x1b[33mwarning\x1b[0m: 2 tests skipped
+  \x1b[33mwarning\x1b[0m: 2 tests skipped (\x1b[2mneeds a database\x1b[0m)
   \x1b[36m⠹\x1b[0m step 3/4: running the linter…"""
 
 
@@ -52,7 +62,7 @@ def sample(agents: int | None = None, tick: int = 0) -> tuple[Snapshot, History]
             status = _STATUSES[n % len(_STATUSES)]
             task = _TASKS[n % len(_TASKS)] if status not in ("exited", "starting") else None
             running = status != "exited"
-            cpu = round(abs(math.sin(n * 1.7 + tick * 0.3)) * (85 if status == "working"
+            cpu = round(abs(math.sin(n * 1.7 + tick * 0.3 + 0.8)) * (85 if status == "working"
                                                                 else 4), 1)
             rss = int((40 + 37 * (n % 7) + tick % 5) * 1024 * 1024) if running else 0
             target = f"{team}/{name}"
