@@ -35,7 +35,9 @@ def kill(socket: str) -> None:
     roots = [int(x) for x in out.split() if x.isdigit()]
     if roots:
         procs.terminate_trees(roots, grace=1)
-    subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+    from squad.tmux import Tmux
+
+    Tmux(socket).kill_server()
 
 
 def write_squad_layout(d: Path) -> Path:
@@ -103,7 +105,8 @@ def main() -> None:
 
             sock = f"bench-inproc-{uuid.uuid4().hex[:6]}"
             os.environ["SQUAD_HOME"] = str(d / "state")
-            from squad import control, layout as layout_mod
+            from squad import control
+            from squad import layout as layout_mod
             from squad.tmux import Tmux
 
             squad = layout_mod.load(layout)

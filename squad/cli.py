@@ -279,13 +279,15 @@ def _fmt_bytes(n: int) -> str:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from squad.snapshot import merge_live, one_shot, read_published
+    from squad.snapshot import Observer, merge_live, one_shot, read_published
 
     live = _live(args)
-    snap = one_shot(live)
     published = read_published(live.squad.name)
     if published is not None:
-        snap = merge_live(published, snap)
+        # A supervisor runs: one quick look for process facts; its CPU and debounced status.
+        snap = merge_live(published, Observer(live).tick())
+    else:
+        snap = one_shot(live, interval=0.1)
     if args.json:
         keys = ("team", "agent", "role", "state", "status", "pid", "cpu", "rss", "procs",
                 "branch", "worktree", "exit_code", "task", "breaker", "tags")

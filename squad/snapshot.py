@@ -262,10 +262,11 @@ def merge_live(published: Snapshot, fresh: Snapshot) -> Snapshot:
     rows = []
     for row in fresh.agents:
         old = published.agent(row.target)
-        if old is not None and row.state == "running" and old.state == "running":
+        if (old is not None and row.state == "running" and old.state == "running"
+                and old.pid == row.pid):
             row = replace(row, status=old.status if row.status != "paused" else row.status,
                           since=old.since, task=old.task, task_id=old.task_id,
-                          breaker=old.breaker)
+                          breaker=old.breaker, cpu=old.cpu)
         elif old is not None:
             row = replace(row, task=old.task, task_id=old.task_id, breaker=old.breaker)
         rows.append(row)

@@ -273,7 +273,13 @@ class Tmux:
             self.run(["send-keys", "-t", pane_id, "Enter"])
 
     def kill_server(self) -> None:
+        """Stop the server and remove its socket file (tmux leaves it behind)."""
         self.run_bytes(["kill-server"])
+        base = os.environ.get("TMUX_TMPDIR") or "/tmp"
+        try:
+            os.unlink(os.path.join(base, f"tmux-{os.getuid()}", self.socket))
+        except OSError:
+            pass
 
 
 def env_args(env: Mapping[str, str]) -> list[str]:
