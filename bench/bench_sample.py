@@ -77,8 +77,8 @@ def main() -> None:
             sampler = procs.Sampler()
             sampler.sample()
             total = sum(len(procs.scan().tree(r)) for r in roots)
-            s_med, s_p95 = timed(lambda: squad_tick(sampler, roots), 20)
-            n_med, n_p95 = timed(lambda: naive_tick(roots), 5 if n >= 50 else 10)
+            s_med, s_p95 = timed(lambda s=sampler, r=roots: squad_tick(s, r), 20)
+            n_med, n_p95 = timed(lambda r=roots: naive_tick(r), 5 if n >= 50 else 10)
             print(f"{n:>6} {total:>6} {s_med:>9.1f} ({s_p95:>4.1f}) {n_med:>9.1f} ({n_p95:>5.1f})"
                   f" {n_med / s_med:>6.1f}x")
         finally:
