@@ -357,6 +357,7 @@ def format_event(ev: dict) -> str:
 def cmd_ui(args: argparse.Namespace) -> int:
     if args.layout:
         _load(args.layout)  # a bad layout fails here, with one line, before the UI loads
+    _tmux(args).require_version()
     from squad.ui.app import run_ui
 
     return run_ui(args, demo_layout())

@@ -65,7 +65,8 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
     The whole tmux side is one batched tmux invocation. Idempotent: running it again on a
     running squad changes nothing and says so.
     """
-    tmux.require_version()
+    if tmux.binary is None:
+        tmux.require_version()  # says tmux is missing
     missing = check_programs(squad, path_env=agent_env(squad, squad.agents()[0], "").get("PATH"))
     if missing:
         where = squad.source or squad.name

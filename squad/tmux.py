@@ -122,6 +122,7 @@ class Tmux:
         out = proc.stdout.decode("utf-8", "replace")
         if check and proc.returncode != 0:
             err = proc.stderr.decode("utf-8", "replace").strip() or f"exit {proc.returncode}"
+            self.require_version()  # an old tmux explains itself better than its error
             raise TmuxError(f"tmux (socket {self.socket!r}): {err}")
         return out
 
@@ -148,14 +149,18 @@ class Tmux:
         return self.run_bytes(["list-sessions", "-F", "x"]).returncode == 0
 
     def version(self) -> tuple[int, int]:
+        """The tmux version, read by libtmux (imported here only: it costs ~50 ms, so it is
+        kept off the hot paths; squad checks versions at UI start and when a command fails)."""
         if not self.binary:
             raise TmuxError("tmux is not installed (squad needs tmux >= 3.2 on PATH)")
-        out = subprocess.run(
-            [self.binary, "-V"], capture_output=True, text=True, check=False
-        ).stdout
-        digits = "".join(c if c.isdigit() or c == "." else " " for c in out).split()
-        parts = (digits[0].split(".") + ["0"])[:2] if digits else ["0", "0"]
-        return int(parts[0] or 0), int(parts[1] or 0)
+        from libtmux import common
+
+        try:
+            text = str(common.get_version(tmux_bin=self.binary))
+        except Exception:  # noqa: BLE001 - libtmux raises several types for odd binaries
+            return (0, 0)
+        parts = ["".join(ch for ch in p if ch.isdigit()) or "0" for p in text.split(".")]
+        return int(parts[0]), int(parts[1] if len(parts) > 1 else 0)
 
     def require_version(self) -> None:
         have = self.version()

@@ -68,3 +68,19 @@ def test_paste_delivers_bytes_exactly(socket: str, tmp_path: Path) -> None:
         body, after = line.split(" ")
         assert bytes.fromhex(body) == data
         assert after == "0d"  # Enter arrives as CR after the paste
+
+
+def test_batched_view_agrees_with_libtmux(socket: str) -> None:
+    """squad's one-fork pane listing against libtmux's object model of the same server."""
+    import libtmux
+
+    tmux = Tmux(socket)
+    assert tmux.version() >= (3, 2)
+    tmux.run(["start-server"], ["new-session", "-d", "-s", "a", "-n", "PM", "--", "sleep", "60"],
+             ["new-window", "-d", "-t", "=a:", "-n", "Dev", "--", "sleep", "60"],
+             ["new-session", "-d", "-s", "b", "-n", "QA", "--", "sleep", "60"])
+    ours = {(p.session, p.window_name, p.pane_id, p.pid) for p in tmux.panes()}
+    server = libtmux.Server(socket_name=socket)
+    theirs = {(s.session_name, w.window_name, p.pane_id, int(p.pane_pid))
+              for s in server.sessions for w in s.windows for p in w.panes}
+    assert ours == theirs and len(ours) == 3
