@@ -104,7 +104,7 @@ async def live_latencies(agents: int, presses: int, size: tuple[int, int] = (160
     """The same on a real squad of demo agents (the app's own workers feed it)."""
     from squad import control, layout, procs
     from squad.live import Live
-    from squad.ui.app import CaptureSafeTmux as Tmux
+    from squad.tmux import Tmux
 
     socket = f"squad-bench-{uuid.uuid4().hex[:8]}"
     home = tempfile.mkdtemp(prefix="squad-bench-")

@@ -23,6 +23,7 @@ from squad.ui.app import SquadApp, run_ui
 from squad.ui.dialogs import ConfirmDialog, DispatchDialog, HelpScreen, SendDialog
 from squad.ui.output import OutputView
 from squad.ui.sample import sample
+from squad.ui.tasks import DirectSend, QueueTasks
 from tests.conftest import ROOT, demo_cmd, have_tmux, write_layout
 
 pytestmark = pytest.mark.skipif(not have_tmux(), reason="needs tmux")
@@ -248,15 +249,39 @@ async def test_input_line_reaches_the_agent(live: Live) -> None:
 
 
 @pilot_test
-async def test_dispatch_form_sends_to_the_selected_agent(live: Live) -> None:
+async def test_dispatch_form_queues_a_task_that_the_ui_dispatches(live: Live) -> None:
     app = SquadApp(live)
+    assert isinstance(app.tasks, QueueTasks)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, "beta/qa")
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, DispatchDialog), what="form")
         await type_text(pilot, "write the tests")
         await pilot.press("ctrl+s")
-        await until(pilot, lambda: "Working on: write the tests" in screen_of(
+        await until(pilot, lambda: "queued task #1" in notes(app), what="a notification")
+        # The UI holds the supervisor lock, so its ticks hand the task to an idle agent.
+        await until(pilot, lambda: any("write the tests" in screen_of(live, t)
+                                       for t in ("alpha/pm", "alpha/dev", "beta/qa")),
+                    timeout=20, what="the task on an agent's screen")
+        await pilot.press("t")
+        table = app.query_one("#task-table")
+        await until(pilot, lambda: table.row_count == 1, what="the task in the task panel")
+        status = str(table.get_row_at(0)[2])
+        assert status in ("assigned", "in_progress", "review", "done"), status
+        await app.action_quit()
+
+
+@pilot_test
+async def test_dispatch_without_a_queue_sends_to_the_selected_agent(live: Live) -> None:
+    app = SquadApp(live)
+    app.tasks = DirectSend(live, lambda: app.selected_agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, "beta/qa")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DispatchDialog), what="form")
+        await type_text(pilot, "write the docs")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "Working on: write the docs" in screen_of(
             live, "beta/qa"), what="the prompt on the agent's screen")
         await until(pilot, lambda: "sent to beta/qa" in notes(app), what="a notification")
         await pilot.press("t")

@@ -16,7 +16,7 @@ import os
 import subprocess
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,7 +36,6 @@ from squad.live import Live
 from squad.snapshot import AgentRow, Snapshot, merge_live, read_published
 from squad.style import ATTENTION
 from squad.supervisor import Supervisor, SupervisorBusy
-from squad.tmux import Tmux
 from squad.ui.agents import AgentTree
 from squad.ui.commands import AgentCommands
 from squad.ui.details import AgentDetails
@@ -681,7 +680,10 @@ class SquadApp(App[None]):
         if message.message:
             self.notify(message.message, title=title, markup=False)
         if message.then_exit:
-            self.exit()
+            squad = self.live.squad.name if self.live else "squad"
+            lines = [f"squad {squad}: stopped {len(ok)} agent{'s' if len(ok) != 1 else ''}"]
+            lines += [f"  {o.target}: {o.message}" for o in bad]
+            self.exit(return_code=1 if bad else 0, message=Text("\n".join(lines)))
             return
         self.tick_poll.now()
         self._last_capture = None
@@ -948,23 +950,6 @@ class SquadApp(App[None]):
                                 partial(self.run_action, binding.action))
 
 
-class CaptureSafeTmux(Tmux):
-    """Works around a core bug until squad/tmux.py is fixed: ``Tmux.capture`` separates
-    panes with ``display-message -p "MARKER %N"``, and tmux expands ``%3`` and up as a
-    time format (``" %3"``), so every tick of a squad with more than three panes fails.
-    Doubling the ``%`` of those marker lines makes them come out as written."""
-
-    def run_bytes(self, *commands: Sequence[str], input: bytes | None = None
-                  ) -> subprocess.CompletedProcess[bytes]:
-        fixed = [
-            [*cmd[:-1], cmd[-1].replace("%", "%%")]
-            if len(cmd) == 3 and cmd[0] == "display-message" and cmd[1] == "-p"
-            and cmd[2].startswith("squad-capture-") and "%%" not in cmd[2] else cmd
-            for cmd in commands
-        ]
-        return super().run_bytes(*fixed, input=input)
-
-
 def _bring_up(path: Path, tmux: Any) -> tuple[str, str]:
     from squad import layout
 
@@ -979,8 +964,9 @@ def run_ui(args: Any, demo_layout: Path) -> int:
     """``squad [LAYOUT]``: bring the layout (or, with nothing running, the demo) up, open
     the UI on it, and leave the agents running when the user quits."""
     from squad.live import running_squads, socket_name
+    from squad.tmux import Tmux
 
-    tmux = CaptureSafeTmux(socket_name(getattr(args, "socket", None)))
+    tmux = Tmux(socket_name(getattr(args, "socket", None)))
     name = getattr(args, "squad_name", None)
     note = None
     if getattr(args, "layout", None):

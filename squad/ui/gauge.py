@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -19,8 +20,7 @@ class Gauge(Widget):
     """``CPU ▕████▌     ▏ 42%``: how full something is, at a glance."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "gauge--label", "gauge--low", "gauge--mid", "gauge--high", "gauge--track",
-        "gauge--value",
+        "gauge--label", "gauge--low", "gauge--mid", "gauge--high", "gauge--value",
     }
 
     fraction: reactive[float] = reactive(0.0)
@@ -51,7 +51,10 @@ class Gauge(Widget):
         room = width - len(label) - self.value_width - 1
         if room >= 3:
             fill = self.get_component_rich_style(level, partial=True)
-            track = self.get_component_rich_style("gauge--track", partial=True)
+            # The empty part: the background, a little toward the text colour, so that it
+            # shows in light and dark themes alike.
+            _, background = self.background_colors
+            track = Style(bgcolor=background.blend(self.styles.color, 0.12).rich_color)
             text.append_text(bar(self.fraction, room, fill, track))
             text.append(" ")
         text.append(self.value.rjust(self.value_width),

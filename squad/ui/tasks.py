@@ -1,14 +1,17 @@
 """The seam between the UI and the task queue: what the task panel lists and the dispatch
 form calls.
 
-The queue plugs in by defining ``ui_provider(live) -> TaskProvider`` in :mod:`squad.tasks`;
-until then :class:`DirectSend` delivers a dispatched prompt straight to one agent with
-:func:`squad.control.send` and lists what it sent during this session.
+:class:`QueueTasks` reads and fills the squad's persistent queue (:mod:`squad.store`); the
+supervisor that holds the squad's lock dispatches from it. :class:`DirectSend` is the
+fallback without a queue: a prompt goes straight to one agent with
+:func:`squad.control.send`. A module may override the choice by defining
+``ui_provider(live) -> TaskProvider`` in :mod:`squad.tasks`.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import itertools
 import time
 from collections.abc import Callable
@@ -79,6 +82,52 @@ class DirectSend:
         return f"sent to {agent.target} ({outcome.message}; no task queue yet)"
 
 
+class QueueTasks:
+    """The squad's task queue: the panel lists it, the form queues into it."""
+
+    name = "queue"
+    LIMIT = 300  # rows in the panel: every live task, then the most recent finished ones
+
+    def __init__(self, live: Live) -> None:
+        self.live = live
+
+    def _store(self):
+        from squad.delivery import event_sink
+        from squad.store import TaskStore
+
+        name = self.live.squad.name
+        return TaskStore.for_squad(name, on_event=event_sink(name, "ui"))
+
+    def list_tasks(self) -> list[dict]:
+        with self._store() as store:
+            tasks = store.list()
+        rows = [{
+            "id": t.id, "title": t.title, "status": t.status.value,
+            "priority": t.priority.value, "agent": t.agent or t.target or t.team,
+            "attempts": t.attempts, "created": t.created,
+        } for t in tasks]
+        return rows[: self.LIMIT]
+
+    def dispatch(self, prompt: str, priority: str, tags: list[str],
+                 target: str | None) -> str:
+        target = (target or "").strip() or None
+        team = None
+        if target is not None:
+            agents = self.live.resolve(target)  # a TargetError names the known agents
+            if "/" not in target:
+                team, target = target, None
+            elif agents:
+                target = agents[0].target
+        with self._store() as store:
+            task = store.add(prompt, priority=priority, tags=tags, team=team, target=target)
+        fits = [a for a in self.live.squad.agents() if a.dispatch
+                and set(task.tags) <= set(a.tags)
+                and (task.team is None or a.team == task.team)
+                and (task.target is None or a.target == task.target)]
+        note = "" if fits else "; no agent fits its tags/team/target yet, so it waits"
+        return f"queued task #{task.id} ({task.priority.value}): {task.title}{note}"
+
+
 class StaticTasks:
     """A fixed list of tasks: frozen screens and tests."""
 
@@ -96,7 +145,7 @@ class StaticTasks:
 
 
 def provider_for(live: Live, selected: Callable[[], str | None]) -> TaskProvider:
-    """The task queue's provider when :mod:`squad.tasks` offers one, else :class:`DirectSend`."""
+    """The provider :mod:`squad.tasks` offers, else the queue, else :class:`DirectSend`."""
     try:
         module = importlib.import_module("squad.tasks")
     except ModuleNotFoundError as exc:
@@ -106,4 +155,6 @@ def provider_for(live: Live, selected: Callable[[], str | None]) -> TaskProvider
     factory = getattr(module, "ui_provider", None)
     if callable(factory):
         return factory(live)
+    if importlib.util.find_spec("squad.store") is not None:
+        return QueueTasks(live)
     return DirectSend(live, selected)
