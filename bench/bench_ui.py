@@ -7,7 +7,8 @@ sending the key to the tree's cursor having moved (the action ran); it includes 
 behind whatever the event loop was doing.
 
 Frozen data by default; ``--live`` runs the real app on a real squad of 50 demo agents on
-a private tmux socket (supervisor tick, captures and all), then removes it.
+a private tmux socket (supervisor tick, captures and all), then removes it, and also
+measures how soon text an agent received shows in the output panel.
 
 Run: python bench/bench_ui.py [--agents 50] [--presses 200] [--live]
 """
@@ -80,6 +81,31 @@ async def _measure(app: SquadApp, presses: int) -> list[float]:
     return latencies
 
 
+async def _output_latencies(app: SquadApp, live, n: int) -> list[float]:
+    """Seconds from sending text to an agent (paste and Enter through tmux) to the output
+    panel showing the agent's echo of it: an upper bound of print-to-screen latency."""
+    from squad import control
+    from squad.ui.output import OutputView
+
+    target = app.selected_agent
+    assert target is not None
+    (agent,) = live.resolve(target)
+    output = app.query_one("#output", OutputView)
+    out = []
+    rng = random.Random(2)
+    for i in range(n):
+        word = f"marker{i:03d}"
+        t0 = time.perf_counter()
+        await asyncio.to_thread(control.send, live, agent, word.encode())
+        while word not in output.plain():
+            if time.perf_counter() - t0 > 5:
+                raise SystemExit(f"{word} did not show within 5 s")
+            await asyncio.sleep(0.002)
+        out.append(time.perf_counter() - t0)
+        await asyncio.sleep(rng.uniform(0.2, 0.5))  # every phase of the 150 ms capture
+    return out
+
+
 async def key_latencies(agents: int = 50, presses: int = 100, feed_interval: float = 1.0,
                         size: tuple[int, int] = (160, 50)) -> list[float]:
     """Key-to-action latencies (seconds) on frozen data updated from a thread."""
@@ -100,8 +126,9 @@ async def key_latencies(agents: int = 50, presses: int = 100, feed_interval: flo
 
 
 async def live_latencies(agents: int, presses: int, size: tuple[int, int] = (160, 50)
-                         ) -> list[float]:
-    """The same on a real squad of demo agents (the app's own workers feed it)."""
+                         ) -> tuple[list[float], list[float]]:
+    """The same on a real squad of demo agents (the app's own workers feed it); also how
+    soon the output panel shows what an agent printed."""
     from squad import control, layout, procs
     from squad.live import Live
     from squad.tmux import Tmux
@@ -140,7 +167,8 @@ async def live_latencies(agents: int, presses: int, size: tuple[int, int] = (160
             for agent in live.squad.agents()[::3]:
                 control.send(live, agent, b"build the thing")
             await asyncio.sleep(1.0)
-            return await _measure(app, presses)
+            keys = await _measure(app, presses)
+            return keys, await _output_latencies(app, live, 40)
     finally:
         procs.terminate_trees([p.pid for p in tmux.panes() if p.pid], grace=2.0)
         tmux.run(["kill-server"], check=False)
@@ -149,10 +177,10 @@ async def live_latencies(agents: int, presses: int, size: tuple[int, int] = (160
         shutil.rmtree(home, ignore_errors=True)
 
 
-def report(name: str, latencies: list[float]) -> None:
+def report(name: str, latencies: list[float], what: str = "keypresses") -> None:
     ms = sorted(x * 1000 for x in latencies)
     p95 = ms[min(len(ms) - 1, int(round(0.95 * len(ms))) - 1)]
-    print(f"{name}: {len(ms)} keypresses, median {statistics.median(ms):.1f} ms, "
+    print(f"{name}: {len(ms)} {what}, median {statistics.median(ms):.1f} ms, "
           f"p95 {p95:.1f} ms, max {ms[-1]:.1f} ms")
 
 
@@ -167,8 +195,9 @@ def main() -> None:
     report(f"frozen data, {args.agents} agents, snapshot every 100 ms",
            asyncio.run(key_latencies(args.agents, args.presses, 0.1)))
     if args.live:
-        report(f"live squad, {args.agents} demo agents",
-               asyncio.run(live_latencies(args.agents, args.presses)))
+        keys, output = asyncio.run(live_latencies(args.agents, args.presses))
+        report(f"live squad, {args.agents} demo agents", keys)
+        report("live squad, text sent to an agent -> in the output panel", output, "samples")
 
 
 if __name__ == "__main__":

@@ -412,13 +412,17 @@ async def test_a_second_supervisor_makes_the_ui_observe(live: Live) -> None:
     headless = Supervisor(live, by="test")
     headless.start()
     try:
-        app = SquadApp(live)
+        app = SquadApp(live, interval=0.2)
         async with app.run_test(size=SIZE) as pilot:
             await ready(pilot, app)
             assert app.observing and "test" in app.observing
             await until(pilot, lambda: "another supervisor" in notes(app), what="a note")
+            assert "observing" in str(app.query_one("#title").render())
             await pilot.press("p")  # control still works
             await until(pilot, lambda: all_stopped(live, "alpha/pm"), what="paused")
+            headless.close()  # the UI takes over within a few ticks
+            await until(pilot, lambda: app.observing is None and "supervises the squad now"
+                        in notes(app), what="the UI supervising")
             await app.action_quit()
     finally:
         headless.close()

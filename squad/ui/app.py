@@ -220,8 +220,7 @@ class SquadApp(App[None]):
         self._ticks = 0
         self._decoders: dict[str, AnsiLines] = {}
         self._last_capture: tuple[str | None, str] | None = None
-        self.observing_reason: str | None = None
-        self._bell_rung = 0
+        self._observing_reason: str | None = None
 
     # -- layout ------------------------------------------------------------------------
 
@@ -301,15 +300,15 @@ class SquadApp(App[None]):
         assert sup is not None
         try:
             self._ticks += 1
-            if not self._started or (self.observing_reason and
+            if not self._started or (self._observing_reason and
                                      self._ticks % RETRY_LOCK_TICKS == 0):
                 self._started = True
                 try:
                     sup.start()
-                    self.observing_reason = None
+                    self._observing_reason = None
                 except SupervisorBusy as exc:
-                    self.observing_reason = str(exc)
-            if self.observing_reason:
+                    self._observing_reason = str(exc)
+            if self._observing_reason:
                 snap = sup.observer.tick()
                 published = read_published(snap.squad)
                 if published is not None:
@@ -317,7 +316,7 @@ class SquadApp(App[None]):
             else:
                 snap = sup.tick()
             hist = {t: list(h)[-HISTORY_POINTS:] for t, h in sup.observer.history.items()}
-            self.post_message(SnapshotReady(snap, hist, self.observing_reason))
+            self.post_message(SnapshotReady(snap, hist, self._observing_reason))
         except SquadError as exc:
             self.post_message(TickFailed(str(exc)))
         except Exception as exc:  # noqa: BLE001 - a bug: logged, shown in one line
@@ -329,11 +328,14 @@ class SquadApp(App[None]):
             self.notify("the squad answers again", title="squad", markup=False)
         self.problem = None
         if message.observing != self.observing:
-            self.observing = message.observing
+            was, self.observing = self.observing, message.observing
             if message.observing:
                 self.notify(f"{message.observing}. This UI observes and controls, but does "
                             "not dispatch.", title="another supervisor runs",
                             severity="warning", timeout=10, markup=False)
+            elif was:
+                self.notify("the other supervisor stopped: this UI supervises the squad now",
+                            title="supervising", markup=False)
         first = self.snapshot is None
         self.apply_snapshot(message.snapshot, message.history)
         self.tick_poll.done()
@@ -363,7 +365,6 @@ class SquadApp(App[None]):
         if self.query_one("#grid", OutputGrid).display:
             self._arrange_grid(capture=False)
         if entered:
-            self._bell_rung += 1
             self.bell()
             for row in entered:
                 self.notify(f"{row.target} {STATUS_WORD[row.status]}", title="attention",
@@ -605,19 +606,19 @@ class SquadApp(App[None]):
 
     def action_pause(self) -> None:
         if (target := self._need_target()) and self._need_live():
-            self.control("pause", target)
+            self.run_control("pause", target)
 
     def action_resume(self) -> None:
         if (target := self._need_target()) and self._need_live():
-            self.control("resume", target)
+            self.run_control("resume", target)
 
     def action_pause_team(self) -> None:
         if (target := self._need_target(team=True)) and self._need_live():
-            self.control("pause", target)
+            self.run_control("pause", target)
 
     def action_resume_team(self) -> None:
         if (target := self._need_target(team=True)) and self._need_live():
-            self.control("resume", target)
+            self.run_control("resume", target)
 
     def action_stop(self) -> None:
         target = self._need_target()
@@ -627,7 +628,7 @@ class SquadApp(App[None]):
         def answered(yes: bool | None) -> None:
             if yes:
                 self.notify(f"stopping {self._what(target)}…", markup=False, timeout=2)
-                self.control("stop", target)
+                self.run_control("stop", target)
 
         self.push_screen(ConfirmDialog(
             f"Stop {self._what(target)}?",
@@ -642,7 +643,7 @@ class SquadApp(App[None]):
         def answered(yes: bool | None) -> None:
             if yes:
                 self.notify(f"restarting {self._what(target)}…", markup=False, timeout=2)
-                self.control("restart", target)
+                self.run_control("restart", target)
 
         self.push_screen(ConfirmDialog(
             f"Restart {self._what(target)}?",
@@ -650,7 +651,7 @@ class SquadApp(App[None]):
             "the command, directory and environment of the layout.", "Restart"), answered)
 
     @work(thread=True, group="actions", exit_on_error=False)
-    def control(self, verb: str, target: str) -> None:
+    def run_control(self, verb: str, target: str) -> None:
         """Run ``squad.control.<verb>`` on a target in a thread; post the outcomes."""
         live = self.live
         assert live is not None
