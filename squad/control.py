@@ -56,7 +56,9 @@ def _prepare_dir(squad: Squad, agent: Agent) -> tuple[Path, str | None]:
 
 
 def _window_args(squad: Squad, agent: Agent, socket: str, workdir: Path) -> list[str]:
-    return ["-c", format_literal(str(workdir)), *env_args(agent_env(squad, agent, socket))]
+    env = agent_env(squad, agent, socket)
+    env["SQUAD_PATH"] = env.pop("PATH")  # tmux overrides PATH; the wrapper restores it
+    return ["-c", format_literal(str(workdir)), *env_args(env)]
 
 
 def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:

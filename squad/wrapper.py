@@ -106,6 +106,11 @@ def main(argv: list[str]) -> int:
     if not argv:
         print("squad wrapper: no command given", file=sys.stderr)
         return 2
+    # tmux gives every window the PATH of the client that created it, whatever `-e` says,
+    # so squad passes the agent's PATH as SQUAD_PATH.
+    path = os.environ.pop("SQUAD_PATH", None)
+    if path:
+        os.environ["PATH"] = path
     become_subreaper()
     child = {"pid": 0}
 

@@ -55,7 +55,7 @@ role = "PM"
 name = "dev"
 role = "Dev"
 env = {{ GREETING = "hi there" }}
-command = "env | grep -E '^(SQUAD_|GREETING)' | sort > {envfile}; exec sleep 600"
+command = "env | grep -E '^(SQUAD_|GREETING|PATH)' | sort > {envfile}; exec sleep 600"
 
 [[teams]]
 name = "beta"
@@ -79,6 +79,9 @@ def test_up_is_idempotent_and_down_cleans_up(socket: str, two_teams: Path,
     assert "SQUAD_NAME=two\n" in env and "SQUAD_TEAM=alpha\n" in env
     assert "SQUAD_AGENT=dev\n" in env and f"SQUAD_SOCKET={socket}\n" in env
     assert f"SQUAD_HOME={os.environ['SQUAD_HOME']}\n" in env and "GREETING=hi there\n" in env
+    # squad's own interpreter comes first on PATH, so `squad` and `python` in the window are
+    # the ones running this squad (tmux would otherwise impose the client's PATH).
+    assert f"PATH={os.path.dirname(PY)}:" in env and "SQUAD_PATH" not in env
     # The window runs the wrapper; the agent is its child (never an interactive shell).
     table = procs.scan()
     for p in got:
