@@ -492,7 +492,7 @@ class SquadApp(App[None]):
             pane = live.panes.get(target)
             if pane is None:
                 self.post_message(OutputReady(target, None, error=(
-                    f"{target} has no window: run `squad up` (or restart it with R)")))
+                    f"{target} has no window: run `squad up` to create it")))
                 return
             raw = live.tmux.capture([pane.pane_id], history=OUTPUT_HISTORY, ansi=True).get(
                 pane.pane_id)

@@ -26,7 +26,7 @@ class SquadHeader(Horizontal):
         title = Text(no_wrap=True, overflow="ellipsis")
         title.append("squad ", style="bold")
         title.append(snap.squad, style="bold")
-        title.append(f" · {snap.socket}", style="dim")
+        title.append(f" · socket {snap.socket}", style="dim")
         if problem:
             title.append(f" · {problem}", style="bold red")
         elif note:
