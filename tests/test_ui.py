@@ -569,3 +569,62 @@ def test_attach_in_a_real_terminal_and_come_back(live: Live) -> None:
         assert len(live.panes) == 3 and not any(p.dead for p in live.panes.values())
     finally:
         kill_socket(outer.socket)
+
+
+@pilot_test
+async def test_reading_back_keeps_its_place_while_output_slides() -> None:
+    from rich.text import Text
+
+    snap, hist = sample()
+    app = SquadApp(frozen=snap, history=hist)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        output = app.query_one("#output", OutputView)
+        target = app.selected_agent
+
+        def window(first: int, n: int = 200) -> list[Text]:
+            return [Text(f"line {i}") for i in range(first, first + n)]
+
+        output.show_lines(target, window(0), 10)
+        await pilot.pause()
+        output.scroll_to(y=50, animate=False, immediate=True)
+        await until(pilot, lambda: not output.follow, what="reading back")
+        output.show_lines(target, window(20), 10)  # 20 new lines pushed 20 old ones out
+        await pilot.pause()
+        assert output.scroll_y == 30 and output.lines[30].plain == "line 50"
+        assert not output.follow
+
+
+def test_scrolling_to_the_top_loads_more_scrollback(socket: str, tmp_path: Path) -> None:
+    squad = layout.load(write_layout(tmp_path / "long.toml", """
+name = "long"
+
+[[teams]]
+name = "t"
+
+[[teams.agents]]
+name = "printer"
+worktree = false
+command = ["sh", "-c", "seq 1 4000; exec sleep 600"]
+"""))
+    tmux = Tmux(socket)
+    control.up(squad, tmux)
+    live = Live.open(tmux, squad.name)
+
+    async def scenario() -> None:
+        app = SquadApp(live)
+        async with app.run_test(size=SIZE) as pilot:
+            output = app.query_one("#output", OutputView)
+            # The light capture first (not the snapshot's short tail shown meanwhile).
+            await until(pilot, lambda: 1000 < len(output.lines) < 1100
+                        and output.lines[-1].plain == "4000", what="the end of the output")
+            output.focus()
+            await pilot.press("home")
+            await until(pilot, lambda: output.lines and output.lines[0].plain == "1",
+                        what="the whole scrollback")
+            assert not output.follow
+            await pilot.press("end")
+            await until(pilot, lambda: len(output.lines) < 1100, what="the light capture")
+            await app.action_quit()
+
+    asyncio.run(scenario())

@@ -62,7 +62,8 @@ from squad.ui.panels import EventsPanel, TaskPanel
 from squad.ui.render import STATUS_WORD, AnsiLines, status_text, trim_screen
 from squad.ui.tasks import DirectSend, StaticTasks, TaskProvider, provider_for
 
-OUTPUT_HISTORY = 1000  # scrollback lines shown for the selected agent
+OUTPUT_HISTORY = 1000  # scrollback lines shown for the selected agent at first
+MAX_HISTORY = 50000  # ... and at most, loaded as the user scrolls to the top
 HISTORY_POINTS = 300  # samples per sparkline (about five minutes at one tick a second)
 RETRY_LOCK_TICKS = 15  # an observing UI tries to become the supervisor this often
 
@@ -212,6 +213,7 @@ class SquadApp(App[None]):
         self.mem_total = mem_total
         running = frozen is None
         self.tick_poll = Poll(self, interval, self._start_tick, running)
+        self.output_interval = output_interval
         self.output_poll = Poll(self, output_interval, self._start_output, running)
         self.tasks_poll = Poll(self, 2.0, self._start_tasks, running)
         self.events_poll = Poll(self, 1.0, self._start_events, running)
@@ -220,6 +222,9 @@ class SquadApp(App[None]):
         self._ticks = 0
         self._decoders: dict[str, AnsiLines] = {}
         self._last_capture: tuple[str | None, str] | None = None
+        self.history_lines = OUTPUT_HISTORY
+        """Scrollback lines captured for the selected agent (grows as the user reads back)."""
+        self._more_history = False
         self._observing_reason: str | None = None
 
     # -- layout ------------------------------------------------------------------------
@@ -393,6 +398,7 @@ class SquadApp(App[None]):
             return
         self.selected = target
         self._last_capture = None
+        self.history_lines = OUTPUT_HISTORY
         self._show_selected()
         output = self.query_one("#output", OutputView)
         # Until the first capture arrives, show the snapshot's plain tail of the screen.
@@ -467,12 +473,13 @@ class SquadApp(App[None]):
     def _start_output(self) -> None:
         grid = self.query_one("#grid", OutputGrid)
         if grid.display:
-            self._capture_worker(None, list(grid.targets))
+            self._capture_worker(None, list(grid.targets), 0)
         else:
-            self._capture_worker(self.selected_agent, None)
+            self._capture_worker(self.selected_agent, None, self.history_lines)
 
     @work(thread=True, exclusive=True, group="output", exit_on_error=False)
-    def _capture_worker(self, target: str | None, grid: list[str] | None) -> None:
+    def _capture_worker(self, target: str | None, grid: list[str] | None,
+                        history: int) -> None:
         live = self.live
         assert live is not None
         try:
@@ -494,7 +501,7 @@ class SquadApp(App[None]):
                 self.post_message(OutputReady(target, None, error=(
                     f"{target} has no window: run `squad up` to create it")))
                 return
-            raw = live.tmux.capture([pane.pane_id], history=OUTPUT_HISTORY, ansi=True).get(
+            raw = live.tmux.capture([pane.pane_id], history=history, ansi=True).get(
                 pane.pane_id)
             if raw is None:
                 self.post_message(OutputReady(target, None, error=f"{target}: window gone"))
@@ -503,6 +510,8 @@ class SquadApp(App[None]):
                 self.post_message(OutputReady(target, None))
                 return
             self._last_capture = (target, raw)
+            if target not in self._decoders and len(self._decoders) > 8:
+                self._decoders.clear()  # bound the caches of agents looked at before
             lines = self._decoders.setdefault(target, AnsiLines()).decode(trim_screen(raw))
             width = max((t.cell_len for t in lines), default=0)
             self.post_message(OutputReady(target, lines, width))
@@ -518,10 +527,28 @@ class SquadApp(App[None]):
         if message.target == self.selected_agent and message.target is not None:
             if message.lines is not None:
                 output.show_lines(message.target, message.lines, message.width)
+                # Fewer lines than asked for: the whole scrollback is shown already.
+                self._more_history = len(message.lines) >= self.history_lines
             elif message.error:
                 self._last_capture = None
                 output.show_message(message.target, message.error)
+        if output.follow and self.history_lines > OUTPUT_HISTORY:
+            self.history_lines = OUTPUT_HISTORY  # back at the bottom: the light capture
+        # A long scrollback is for reading back: refresh it less often.
+        long = self.history_lines > OUTPUT_HISTORY
+        self.output_poll.interval = 1.0 if long else self.output_interval
         self.output_poll.done()
+
+    @on(OutputView.WantsHistory)
+    def _more_scrollback(self, event: OutputView.WantsHistory) -> None:
+        if (event.target != self.selected_agent or not self._more_history
+                or self.history_lines >= MAX_HISTORY):
+            return
+        self.history_lines = min(MAX_HISTORY, self.history_lines * 5)
+        self._last_capture = None
+        self.notify(f"loading up to {self.history_lines} lines of scrollback", timeout=2,
+                    markup=False)
+        self.output_poll.now()
 
     def on_grid_ready(self, message: GridReady) -> None:
         self._fill_grid(message.screens)

@@ -18,6 +18,20 @@ from textual.widget import Widget
 from squad.snapshot import AgentRow
 from squad.ui.render import status_text
 
+ANCHOR_LINES = 3  # lines compared to find where the reader was in a new capture
+
+
+def find_lines(lines: list[Text], near: int, wanted: list[str]) -> int | None:
+    """The index nearest to ``near`` where ``lines`` continue with the texts ``wanted``."""
+    if not wanted:
+        return None
+    last = len(lines) - len(wanted)
+    for distance in range(max(near, last - near, 0) + 1):
+        for i in (near - distance, near + distance) if distance else (near,):
+            if 0 <= i <= last and all(lines[i + k].plain == w for k, w in enumerate(wanted)):
+                return i
+    return None
+
 
 class OutputView(ScrollView, can_focus=True):
     """Scrollable agent output that follows new lines while the view is at the bottom."""
@@ -30,6 +44,14 @@ class OutputView(ScrollView, can_focus=True):
         self._lines: list[Text] = []
         self._strips: dict[int, Strip] = {}
         self._placeholder: Text | None = Text("no agent selected", style="dim italic")
+        self._keep_following_off = False
+
+    class WantsHistory(Message):
+        """The user scrolled to the top of the output: load more scrollback if there is."""
+
+        def __init__(self, target: str | None) -> None:
+            super().__init__()
+            self.target = target
 
     @property
     def lines(self) -> list[Text]:
@@ -40,16 +62,30 @@ class OutputView(ScrollView, can_focus=True):
         return "\n".join(t.plain for t in self._lines)
 
     def show_lines(self, target: str | None, lines: list[Text], width: int) -> None:
-        """Replace the content; a new target starts at its newest output."""
+        """Replace the content; a new target starts at its newest output.
+
+        While the user reads back (not following), the view stays on the same text even
+        though the captured window slid (new output pushed old lines out of it) or grew
+        (more history was loaded above)."""
+        anchor = None
         if target != self.target:
             self.target = target
             self.follow = True
+        elif not self.follow and self._lines:
+            top = round(self.scroll_y)
+            anchor = (top, [t.plain for t in self._lines[top:top + ANCHOR_LINES]])
         self._placeholder = None
         self._lines = lines
         self._strips.clear()
         self.virtual_size = Size(width, len(lines))
         if self.follow:
             self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
+        elif anchor is not None:
+            found = find_lines(lines, *anchor)
+            if found is not None and found != round(self.scroll_y):
+                self._keep_following_off = True
+                self.scroll_to(y=found, animate=False, immediate=True, force=True)
+                self._keep_following_off = False
         self.refresh()
         self._update_subtitle()
 
@@ -67,10 +103,14 @@ class OutputView(ScrollView, can_focus=True):
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
+        if self._keep_following_off:
+            return
         follow = round(new_value) >= self.max_scroll_y
         if follow != self.follow:
             self.follow = follow
             self._update_subtitle()
+        if round(new_value) == 0 and round(old_value) > 0 and self._lines:
+            self.post_message(self.WantsHistory(self.target))
 
     def _update_subtitle(self) -> None:
         if self._placeholder is not None:
