@@ -16,6 +16,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from squad.snapshot import AgentRow
+from squad.style import ATTENTION
 from squad.ui.render import status_text
 
 ANCHOR_LINES = 3  # lines compared to find where the reader was in a new capture
@@ -165,7 +166,7 @@ class Tile(Widget):
         if row is not None:
             title.append(" ")
             title.append_text(status_text(row, now))
-            self.set_class(row.status in ("needs-input", "stalled"), "-attention")
+            self.set_class(row.status in ATTENTION, "-attention")
         self.border_title = title
         self.set_class(selected, "-selected")
         if lines is not None:

@@ -54,10 +54,6 @@ def human_age(seconds: float) -> str:
     return f"{s // 86400}d"
 
 
-def glyph(status: str) -> Text:
-    return Text(STATUS_GLYPH.get(status, "?"), style=STATUS_STYLE.get(status, ""))
-
-
 def status_text(row: AgentRow, now: float | None = None) -> Text:
     """``● working 2m13s`` (or ``✖ exited (1)``) in the status colour."""
     style = STATUS_STYLE.get(row.status, "")
