@@ -498,7 +498,8 @@ async def test_keys_are_acted_on_within_100ms_with_50_agents() -> None:
 
     latencies = await key_latencies(agents=50, presses=30, feed_interval=0.1)
     median = statistics.median(latencies)
-    assert median < 0.1, f"median key latency {median * 1000:.0f} ms"
+    worst = max(latencies)
+    assert median < 0.1, f"key latency: median {median * 1000:.0f} ms, max {worst * 1000:.0f} ms"
 
 
 @pilot_test

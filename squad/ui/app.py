@@ -257,6 +257,8 @@ class SquadApp(App[None]):
         for button in self.query("#buttons Button"):
             button.can_focus = False
         self.query_one("#agents", AgentTree).focus()
+        name = self.live.squad.name if self.live else self.frozen.squad if self.frozen else ""
+        self.title = f"squad {name}"  # the terminal's window title
         if self.frozen is not None:
             self.apply_snapshot(self.frozen, self.frozen_history)
         else:
