@@ -87,6 +87,20 @@ def _int(text: str) -> int | None:
     return int(text) if text.strip().lstrip("-").isdigit() else None
 
 
+def _finished(status: str, signal: str, pid: int | None) -> bool:
+    """A pane tmux calls dead is finished once tmux has its exit status or signal: the pty
+    closes a moment before tmux collects the status. A process that is gone is finished too."""
+    if status.strip() or signal.strip() or not pid:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class Tmux:
     """squad's tmux server, reached by socket name (``tmux -L NAME``)."""
 
@@ -192,7 +206,7 @@ class Tmux:
                     window_name=f[4],
                     pane_id=f[5],
                     pid=_int(f[6]),
-                    dead=f[7] == "1",
+                    dead=f[7] == "1" and _finished(f[8], f[9], _int(f[6])),
                     exit_code=_int(f[8]),
                     exit_signal=_int(f[9]),
                     squad=f[10],
