@@ -87,18 +87,46 @@ def _int(text: str) -> int | None:
     return int(text) if text.strip().lstrip("-").isdigit() else None
 
 
-def _finished(status: str, signal: str, pid: int | None) -> bool:
-    """A pane tmux calls dead is finished once tmux has its exit status or signal: the pty
-    closes a moment before tmux collects the status. A process that is gone is finished too."""
-    if status.strip() or signal.strip() or not pid:
-        return True
+def _zombie_status(pid: int | None) -> int | None:
+    """The wait status of a pane process that exited but tmux has not reaped yet (a zombie),
+    from /proc (Linux >= 3.5 keeps it in field 52); None if it is not a zombie."""
+    if not pid:
+        return None
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if not fields or fields[0] != b"Z" or len(fields) < 50:
+        return None
+    return int(fields[49])
+
+
+def _dead_pane(dead: str, status: str, signal: str, pid: int | None
+               ) -> tuple[bool, int | None, int | None]:
+    """(dead, exit code, signal) of a pane. tmux marks a pane dead when its pty closes, and
+    fills in the status only when it reaps the process, which can lag, sometimes until the
+    next child exits; a zombie's own wait status fills the gap."""
+    code, sig = _int(status), _int(signal)
+    if dead != "1":
+        return False, None, None
+    if code is not None or sig is not None:
+        return True, code, sig
+    wait = _zombie_status(pid)
+    if wait is not None:
+        if os.WIFSIGNALED(wait):
+            return True, None, os.WTERMSIG(wait)
+        return True, os.WEXITSTATUS(wait), None
+    if pid:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True, None, None
+        except PermissionError:
+            pass
+        else:
+            return False, None, None  # alive: tmux saw the pty close a moment early
+    return True, None, None
 
 
 class Tmux:
@@ -197,6 +225,7 @@ class Tmux:
             f = line.split(SEP)
             if len(f) != len(_PANE_FIELDS):
                 continue
+            dead, code, sig = _dead_pane(f[7], f[8], f[9], _int(f[6]))
             panes.append(
                 Pane(
                     session=f[0],
@@ -206,9 +235,9 @@ class Tmux:
                     window_name=f[4],
                     pane_id=f[5],
                     pid=_int(f[6]),
-                    dead=f[7] == "1" and _finished(f[8], f[9], _int(f[6])),
-                    exit_code=_int(f[8]),
-                    exit_signal=_int(f[9]),
+                    dead=dead,
+                    exit_code=code,
+                    exit_signal=sig,
                     squad=f[10],
                     team=f[11],
                     agent=f[12],

@@ -14,11 +14,10 @@ It is run as ``python -S wrapper.py -- ARGV...`` and imports only the standard l
 so it starts in a few milliseconds and uses little memory.
 """
 
+import _signal as signal  # the C module: `signal` imports enum, doubling start-up time
 import os
 import sys
 import time
-
-import _signal as signal  # the C module: `signal` imports enum, doubling start-up time
 
 PR_SET_CHILD_SUBREAPER = 36
 SIGNAL_NAMES = {getattr(signal, n): n for n in (

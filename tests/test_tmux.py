@@ -84,3 +84,27 @@ def test_batched_view_agrees_with_libtmux(socket: str) -> None:
     theirs = {(s.session_name, w.window_name, p.pane_id, int(p.pane_pid))
               for s in server.sessions for w in s.windows for p in w.panes}
     assert ours == theirs and len(ours) == 3
+
+
+def test_exit_code_of_a_pane_process_tmux_has_not_reaped() -> None:
+    """tmux can mark a pane dead before it reaps the process: a zombie's wait status fills in."""
+    import subprocess
+
+    from squad.tmux import _dead_pane
+
+    child = subprocess.Popen([sys.executable, "-c", "raise SystemExit(7)"])
+    try:
+        wait_for(lambda: (Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1]
+                          .split()[0] == "Z"), what="a zombie")
+        assert _dead_pane("1", "", "", child.pid) == (True, 7, None)
+        assert _dead_pane("1", "3", "", child.pid) == (True, 3, None)  # tmux's own word wins
+        assert _dead_pane("0", "", "", child.pid) == (False, None, None)
+    finally:
+        child.wait()
+    live = subprocess.Popen(["sleep", "30"])
+    try:
+        # running: tmux saw the pty close a moment before the process ended
+        assert _dead_pane("1", "", "", live.pid) == (False, None, None)
+    finally:
+        live.kill()
+        live.wait()
