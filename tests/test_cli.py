@@ -314,3 +314,20 @@ def test_cli_never_imports_textual(socket: str, two_teams: Path) -> None:
                           cwd=Path(__file__).resolve().parent.parent)
     assert proc.returncode == 0, proc.stderr
     assert run_squad("-L", socket, "down").returncode == 0
+
+
+def test_events_follow_streams_new_events(socket: str, two_teams: Path) -> None:
+    assert run_squad("-L", socket, "up", str(two_teams)).returncode == 0
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    follower = subprocess.Popen([PY, "-m", "squad", "-L", socket, "events", "--follow", "--json",
+                                 "--agent", "beta"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        first = json.loads(follower.stdout.readline())  # what happened before: `up` of beta/qa
+        assert first["action"] == "up" and first["target"] == "beta/qa"
+        assert run_squad("-L", socket, "pause", "beta/qa", "--reason", "lunch").returncode == 0
+        live = json.loads(follower.stdout.readline())
+        assert (live["action"], live["target"], live["reason"]) == ("pause", "beta/qa", "lunch")
+    finally:
+        follower.terminate()
+        follower.wait(10)
+    assert run_squad("-L", socket, "down").returncode == 0
