@@ -295,6 +295,8 @@ async def test_failed_action_says_why(live: Live) -> None:
         await ready(pilot, app, "beta/qa")
         (agent,) = live.resolve("beta/qa")
         control.stop(live, [agent], grace=1)
+        await until(pilot, lambda: app.snapshot.agent("beta/qa").status == "exited",
+                    what="beta/qa exited")
         await pilot.press("p")
         await until(pilot, lambda: any(n.severity == "error" and "exited" in n.message
                                        for n in app._notifications), what="an error")
