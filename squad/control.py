@@ -93,11 +93,11 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
 
     save_layout(squad)
     outcomes: list[Outcome] = []
-    cmds: list[list[str]] = [
+    units: list[list[list[str]]] = [[
         ["start-server"],
         ["set-option", "-g", "history-limit", HISTORY_LIMIT],
         ["set-option", "-wg", "remain-on-exit", "on"],
-    ]
+    ]]
     sessions = {p.session for p in panes}
     created_sessions: list[str] = []
     for team in squad.teams:
@@ -111,6 +111,8 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
             workdir, note = _prepare_dir(squad, agent)
             args = _window_args(squad, agent, tmux.socket, workdir)
             argv = wrapper_argv(agent)
+            cmds: list[list[str]] = []
+            units.append(cmds)
             if pane is not None:
                 cmds.append(["respawn-pane", "-k", "-t", pane.pane_id, *args, "--", *argv])
                 state, msg = "restarted", f"restarted (had exited with {pane.exit_code})"
@@ -131,8 +133,8 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
             if note:
                 msg += f"; worktree {note} on {agent.branch_name()}"
             outcomes.append(Outcome(agent.target, "up", True, msg, {"state": state}))
-    if len(cmds) > 3:
-        tmux.run(*cmds)
+    if len(units) > 1:
+        tmux.run_units(units)
     for o in outcomes:
         if o.data.get("state") != "kept":
             events.record(squad.name, "up", target=o.target, by=by, reason=o.message)
@@ -178,8 +180,8 @@ def down(
     sessions = {p.session for a in agents if (p := live.pane(a))}
     # The squad's own sessions, including windows of agents no longer in the layout.
     sessions |= {p.session for p in live.panes.values() if p.team in {t.name for t in teams}}
-    if sessions:
-        live.tmux.run(*[["kill-session", "-t", f"={s}"] for s in sorted(sessions)], check=False)
+    for s in sorted(sessions):
+        live.tmux.run_bytes(["kill-session", "-t", f"={s}"])
     outcomes = [
         Outcome(a.target, "down", True, "stopped" if live.pane(a) else "was not running")
         for a in agents
@@ -333,7 +335,7 @@ def restart(live: Live, agents: list[Agent], *, grace: float | None = None,
     environment and directory from the squad's layout."""
     stop(live, agents, grace=grace, reason=reason, by=by)
     live.refresh()
-    cmds: list[list[str]] = []
+    units: list[list[list[str]]] = []
     outcomes = []
     for agent in agents:
         pane = live.pane(agent)
@@ -343,11 +345,12 @@ def restart(live: Live, agents: list[Agent], *, grace: float | None = None,
             continue
         workdir, _ = _prepare_dir(live.squad, agent)
         args = _window_args(live.squad, agent, live.tmux.socket, workdir)
-        cmds.append(["respawn-pane", "-k", "-t", pane.pane_id, *args, "--", *wrapper_argv(agent)])
-        cmds.append(["clear-history", "-t", pane.pane_id])
+        units.append([["respawn-pane", "-k", "-t", pane.pane_id, *args, "--",
+                       *wrapper_argv(agent)],
+                      ["clear-history", "-t", pane.pane_id]])
         outcomes.append(Outcome(agent.target, "restart", True, "restarted"))
-    if cmds:
-        live.tmux.run(*cmds)
+    if units:
+        live.tmux.run_units(units)
         live.refresh()
     for o in outcomes:
         if o.ok:

@@ -95,7 +95,9 @@ class Supervisor:
         system = {"cpu": snap.cpu, "mem": snap.mem}
         for row in snap.agents:
             old = self.statuses.get(row.target)
-            if old is not None and old != row.status:
+            # Only the supervisor holding the lock writes the audit trail: an observing UI
+            # would record every change a second time.
+            if old is not None and old != row.status and self.dispatching:
                 extra = {"exit_code": row.exit_code} if row.status == "exited" else {}
                 events.record(snap.squad, "status", target=row.target, by="supervisor",
                               reason=f"{old} -> {row.status}", status=row.status,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from squad.errors import TmuxError
 
 MIN_VERSION = (3, 2)
+BATCH_BYTES = 12_000  # per tmux invocation; tmux's own limit is a 16 KB message
 SEP = "\x1f"  # unit separator: never in names squad allows, survives tmux formats verbatim
 
 _PANE_FIELDS = (
@@ -167,6 +168,27 @@ class Tmux:
             self.require_version()  # an old tmux explains itself better than its error
             raise TmuxError(f"tmux (socket {self.socket!r}): {err}")
         return out
+
+    def run_units(self, units: Sequence[Sequence[Sequence[str]]], *,
+                  limit: int = BATCH_BYTES) -> None:
+        """Run groups of commands in as few invocations as tmux accepts.
+
+        tmux refuses a command line past about 16 KB ("command too long"), and each window
+        carries its environment, so a big squad needs several invocations. A unit (say, one
+        window and the options set on it) is never split: targets like ``{end}`` inside it
+        must refer to what the unit itself created.
+        """
+        batch: list[Sequence[str]] = []
+        size = 0
+        for unit in units:
+            unit_size = sum(len(a.encode()) + 1 for cmd in unit for a in cmd) + 2 * len(unit)
+            if batch and size + unit_size > limit:
+                self.run(*batch)
+                batch, size = [], 0
+            batch.extend(unit)
+            size += unit_size
+        if batch:
+            self.run(*batch)
 
     def run_bytes(
         self, *commands: Sequence[str], input: bytes | None = None

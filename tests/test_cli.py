@@ -331,3 +331,26 @@ def test_events_follow_streams_new_events(socket: str, two_teams: Path) -> None:
         follower.terminate()
         follower.wait(10)
     assert run_squad("-L", socket, "down").returncode == 0
+
+
+def test_a_big_squad_needs_several_tmux_invocations(socket: str, tmp_path: Path) -> None:
+    """tmux refuses one command past ~16 KB; 60 agents with their environments need several."""
+    teams = "".join(
+        f'[[teams]]\nname = "team{t}"\n'
+        + "".join(f'[[teams.agents]]\nname = "a{a}"\nenv = {{ FILLER = "{"x" * 200}" }}\n'
+                  for a in range(6))
+        for t in range(10))
+    layout = write_layout(tmp_path / "big.toml",
+                          f'name = "big"\n[defaults]\ncommand = "sleep 600"\n{teams}')
+    up = run_squad("-L", socket, "up", str(layout))
+    assert up.returncode == 0, up.stderr
+    got = wait_for(lambda: len(p := panes(socket)) == 60 and p, what="60 windows")
+    assert {(p["team"], p["agent"]) for p in got} == {
+        (f"team{t}", f"a{a}") for t in range(10) for a in range(6)}
+    before = {p["pid"] for p in got}
+    again = run_squad("-L", socket, "restart", "--all", "--grace", "1")
+    assert again.returncode == 0, again.stderr
+    after = wait_for(lambda: len(p := [x for x in panes(socket) if x["dead"] == "0"]) == 60 and p)
+    assert not before & {p["pid"] for p in after}
+    assert run_squad("-L", socket, "down", "--grace", "1").returncode == 0
+    assert panes(socket) == []
