@@ -270,14 +270,6 @@ def cmd_attach(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
-def _fmt_bytes(n: int) -> str:
-    for unit in ("B", "K", "M", "G"):
-        if n < 1024 or unit == "G":
-            return f"{n:.0f}{unit}" if unit in ("B", "K") else f"{n:.1f}{unit}"
-        n /= 1024
-    return f"{n}"
-
-
 def cmd_ls(args: argparse.Namespace) -> int:
     from squad.snapshot import Observer, merge_live, one_shot, read_published
 
@@ -300,7 +292,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from squad.style import STATUS_STYLE
+    from squad.style import STATUS_STYLE, human_bytes
 
     table = Table(title=f"squad {snap.squad} · socket {snap.socket} · "
                         f"CPU {snap.cpu:.0f}% · memory {snap.mem:.0f}%",
@@ -315,7 +307,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         if a.breaker != "closed":
             status.append(f" · breaker {a.breaker}", style="red")
         table.add_row(a.team, a.agent, Text(a.role), state, status, str(a.pid or "-"),
-                      f"{a.cpu:.1f}", _fmt_bytes(a.rss) if a.rss else "-", str(a.procs),
+                      f"{a.cpu:.1f}", human_bytes(a.rss) if a.rss else "-", str(a.procs),
                       Text(a.task or "-"), a.branch or "-", a.worktree or "-")
     _console().print(table)
     return 0
@@ -370,21 +362,6 @@ HANDLERS = {
 }
 
 
-def _log_crash() -> str:
-    import traceback
-
-    try:
-        from squad.state import state_home
-
-        path = state_home() / "squad.log"
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a") as f:
-            f.write(f"--- squad {' '.join(sys.argv[1:])}\n{traceback.format_exc()}\n")
-        return str(path)
-    except OSError:
-        return "(the log could not be written)"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     from squad.errors import SquadError
 
@@ -417,7 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             pass
         return 0
     except Exception as exc:  # noqa: BLE001 - the last line of defence for users
-        where = _log_crash()
+        from squad.state import log_bug
+
+        where = log_bug(" ".join(sys.argv[1:]))
         print(f"squad: internal error: {type(exc).__name__}: {exc} (details in {where})",
               file=sys.stderr)
         return 1

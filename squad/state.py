@@ -30,3 +30,18 @@ def ensure_private_dir(path: Path) -> Path:
     if path.stat().st_mode & 0o077:
         path.chmod(0o700)
     return path
+
+
+def log_bug(context: str) -> str:
+    """Append the current exception's traceback to ``squad.log`` in the state directory;
+    return where it went (for the one line a user sees instead)."""
+    import traceback
+
+    try:
+        path = state_home() / "squad.log"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a") as f:
+            f.write(f"--- squad {context}\n{traceback.format_exc()}\n")
+        return str(path)
+    except OSError:
+        return "(the log could not be written)"

@@ -25,3 +25,14 @@ STATUS_STYLE = {
 }
 
 ATTENTION = frozenset({"needs-input", "stalled"})
+
+
+def human_bytes(n: float) -> str:
+    """Memory in at most five characters: ``812K``, ``45.2M``, ``1.3G``."""
+    for unit in ("B", "K", "M", "G", "T"):
+        if n < 1024 or unit == "T":
+            if unit in ("B", "K") or n >= 100:
+                return f"{n:.0f}{unit}"
+            return f"{n:.1f}{unit}"
+        n /= 1024
+    return f"{n:.0f}"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -34,6 +33,7 @@ from squad import control, events
 from squad.errors import SquadError
 from squad.live import Live
 from squad.snapshot import AgentRow, Snapshot, merge_live, read_published
+from squad.state import log_bug
 from squad.style import ATTENTION
 from squad.supervisor import Supervisor, SupervisorBusy
 from squad.ui.agents import AgentTree
@@ -66,20 +66,6 @@ OUTPUT_HISTORY = 1000  # scrollback lines shown for the selected agent at first
 MAX_HISTORY = 50000  # ... and at most, loaded as the user scrolls to the top
 HISTORY_POINTS = 300  # samples per sparkline (about five minutes at one tick a second)
 RETRY_LOCK_TICKS = 15  # an observing UI tries to become the supervisor this often
-
-
-def log_bug(context: str) -> str:
-    """Write the current exception's traceback to ``squad.log``; return where it went."""
-    try:
-        from squad.state import state_home
-
-        path = state_home() / "squad.log"
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a") as f:
-            f.write(f"--- squad ui: {context}\n{traceback.format_exc()}\n")
-        return str(path)
-    except OSError:
-        return "(the log could not be written)"
 
 
 class Poll:

@@ -14,7 +14,7 @@ from rich.style import Style
 from rich.text import Text
 
 from squad.snapshot import AgentRow
-from squad.style import ATTENTION, STATUS_GLYPH, STATUS_STYLE
+from squad.style import ATTENTION, STATUS_GLYPH, STATUS_STYLE, human_bytes
 
 STATUS_WORD = {
     "starting": "starting",
@@ -29,17 +29,6 @@ STATUS_WORD = {
 
 # C0 controls (but ESC, which starts the colour codes) and DEL would move the real cursor.
 _CONTROLS = {c: None for c in (*range(0, 27), *range(28, 32), 127)}
-
-
-def human_bytes(n: float) -> str:
-    """Memory in at most five characters: ``812K``, ``45.2M``, ``1.3G``."""
-    for unit in ("B", "K", "M", "G", "T"):
-        if n < 1024 or unit == "T":
-            if unit in ("B", "K") or n >= 100:
-                return f"{n:.0f}{unit}"
-            return f"{n:.1f}{unit}"
-        n /= 1024
-    return f"{n:.0f}"
 
 
 def human_age(seconds: float) -> str:
