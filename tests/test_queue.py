@@ -294,3 +294,37 @@ def test_kill_9_supervisor_loses_nothing_and_delivers_nothing_twice(
     twice = {i: n for i, n in delivered.items() if n != 1}
     assert not twice, f"delivered more than once: {twice}"
     assert set(delivered) == set(ids)
+
+
+def test_review_gate_approves_or_sends_back_with_feedback(socket: str, tmp_path: Path,
+                                                          supervise) -> None:
+    demo = (f'["{sys.executable}", "-m", "squad.demo_agent", "--work", "0.3", "--ask", "0", '
+            '"--mem", "4"]')
+    layout = write_layout(tmp_path / "r.toml", f"""
+name = "r"
+[defaults]
+command = {demo}
+[[teams]]
+name = "t"
+[[teams.agents]]
+name = "dev"
+[[teams.agents]]
+name = "rev"
+dispatch = false
+""")
+    assert run_squad("-L", socket, "up", str(layout)).returncode == 0
+    good = dispatch(socket, "Tidy the README", "--review-by", "t/rev")
+    # The demo reviewer rejects work whose task mentions "reject".
+    bad = dispatch(socket, "Make the reviewer reject this", "--review-by", "t/rev")
+    sup = supervise()
+    tick_until(sup, lambda: {t["status"] for t in tasks(socket).values()} <= {"done", "failed"}
+               and len(tasks(socket)) == 2, timeout=90, what="both reviews to end")
+    got = tasks(socket)
+    assert got[good]["status"] == "done" and got[good]["rejections"] == 0
+    assert got[bad]["status"] == "failed" and got[bad]["rejections"] == 3
+    assert len(got[bad]["feedback"]) == 3 and "rejected 3 times" in got[bad]["error"]
+    # The feedback went back to the worker in the prompt of its next attempt.
+    screen = run_squad("-L", socket, "capture", "t/dev", "--lines", "3000").stdout
+    assert "A reviewer rejected" in screen
+    reviewer = run_squad("-L", socket, "capture", "t/rev", "--lines", "3000").stdout
+    assert "VERDICT: APPROVED" in reviewer and "VERDICT: REJECTED" in reviewer
