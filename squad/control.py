@@ -73,9 +73,10 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
     if missing:
         where = squad.source or squad.name
         lines = "; ".join(f"{a.target} needs {prog!r}" for a, prog in missing)
+        which = "it" if len({p for _, p in missing}) == 1 else "them"
         raise SquadError(
-            f"{where}: program not found on PATH: {lines}. Install it, or change the agent's "
-            "`command` in the layout"
+            f"{where}: not found on PATH: {lines}. Install {which}, or change the `command` "
+            "in the layout; nothing was started"
         )
     panes = tmux.panes()
     mine = {p.target: p for p in running_squads(tmux, panes).get(squad.name, [])}
