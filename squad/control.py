@@ -56,6 +56,8 @@ def _prepare_dir(squad: Squad, agent: Agent) -> tuple[Path, str | None]:
 
 
 def _window_args(squad: Squad, agent: Agent, socket: str, workdir: Path) -> list[str]:
+    # tmux expands -c (and -n) as formats, where #(...) would run a shell command; -e values
+    # are taken literally.
     env = agent_env(squad, agent, socket)
     env["SQUAD_PATH"] = env.pop("PATH")  # tmux overrides PATH; the wrapper restores it
     return ["-c", format_literal(str(workdir)), *env_args(env)]
@@ -119,7 +121,8 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
                 state, msg = "restarted", f"restarted (had exited with {pane.exit_code})"
             else:
                 if team.session not in sessions:
-                    cmds.append(["new-session", "-d", "-s", team.session, "-n", agent.role,
+                    cmds.append(["new-session", "-d", "-s", team.session,
+                                 "-n", format_literal(agent.role),
                                  "-x", WINDOW_SIZE[0], "-y", WINDOW_SIZE[1], *args, "--", *argv])
                     cmds.append(["set-option", "-t", f"{session}:", "@squad_name", squad.name])
                     cmds.append(["set-option", "-t", f"{session}:", "@squad_team", team.name])
@@ -127,7 +130,7 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
                     created_sessions.append(team.session)
                 else:
                     cmds.append(["new-window", "-d", "-a", "-t", f"{session}:{{end}}",
-                                 "-n", agent.role, *args, "--", *argv])
+                                 "-n", format_literal(agent.role), *args, "--", *argv])
                 cmds.append(["set-option", "-w", "-t", f"{session}:{{end}}",
                              "@squad_agent", agent.name])
                 state, msg = "created", "created"

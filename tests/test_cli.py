@@ -354,3 +354,27 @@ def test_a_big_squad_needs_several_tmux_invocations(socket: str, tmp_path: Path)
     assert not before & {p["pid"] for p in after}
     assert run_squad("-L", socket, "down", "--grace", "1").returncode == 0
     assert panes(socket) == []
+
+
+def test_names_are_never_run_by_tmux(socket: str, tmp_path: Path) -> None:
+    """tmux expands window names as formats, where #(...) runs a shell command."""
+    marker = Path(f"/tmp/sqpw{os.getpid() % 10000}")  # short: a role has at most 32 characters
+    marker.unlink(missing_ok=True)
+    layout = write_layout(tmp_path / "f.toml", f"""
+name = "fmt"
+[[teams]]
+name = "t"
+[[teams.agents]]
+name = "a"
+role = "D#(touch {marker})#S"
+command = "sleep 600"
+[[teams.agents]]
+name = "b"
+role = "QA#"
+command = "sleep 600"
+""")
+    assert run_squad("-L", socket, "up", str(layout)).returncode == 0
+    windows = {p["agent"]: p["window"] for p in panes(socket)}
+    assert windows == {"a": f"D#(touch {marker})#S", "b": "QA#"}
+    assert not marker.exists()
+    assert run_squad("-L", socket, "down").returncode == 0
