@@ -222,15 +222,6 @@ class Sampler:
         return System(round(cpu, 1), round(psutil.virtual_memory().percent, 1))
 
 
-def sample_usage(roots: Iterable[int | None], interval: float = 0.1) -> dict[int, Usage]:
-    """One-shot CPU and memory for some trees: two scans ``interval`` apart."""
-    sampler = Sampler()
-    sampler.sample()
-    time.sleep(interval)
-    sampler.sample()
-    return {r: sampler.usage(r) for r in roots if r is not None}
-
-
 # -- control ---------------------------------------------------------------------------
 
 
