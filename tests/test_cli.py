@@ -378,3 +378,28 @@ command = "sleep 600"
     assert windows == {"a": f"D#(touch {marker})#S", "b": "QA#"}
     assert not marker.exists()
     assert run_squad("-L", socket, "down").returncode == 0
+
+
+def test_attach_shows_the_agent_and_detach_returns(socket: str, two_teams: Path,
+                                                   tmp_path: Path) -> None:
+    """`squad attach` in a real terminal (a pane of a second private tmux server)."""
+    from tests.conftest import ROOT, kill_socket
+
+    assert run_squad("-L", socket, "up", str(two_teams)).returncode == 0
+    done = tmp_path / "returned"
+    viewer = socket + "v"
+    cmd = (f"env PYTHONPATH={ROOT} {PY} -m squad -L {socket} attach beta/qa; "
+           f"echo $? > {done}; sleep 30")
+    subprocess.run(["tmux", "-L", viewer, "new-session", "-d", "-x", "100", "-y", "20", cmd],
+                   check=True)
+    try:
+        def screen() -> str:
+            return subprocess.run(["tmux", "-L", viewer, "capture-pane", "-p"],
+                                  capture_output=True, text=True).stdout
+
+        wait_for(lambda: 'demo agent "qa"' in screen(), what="the agent's window")
+        subprocess.run(["tmux", "-L", viewer, "send-keys", "C-b", "d"], check=True)
+        wait_for(lambda: done.exists() and done.read_text().strip() == "0", what="detach")
+    finally:
+        kill_socket(viewer)
+    assert run_squad("-L", socket, "down").returncode == 0
