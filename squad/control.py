@@ -15,7 +15,14 @@ from pathlib import Path
 from squad import events, procs, worktrees
 from squad.errors import ControlError, SquadError, TargetError
 from squad.layout import Agent, Squad, check_programs
-from squad.live import Live, agent_env, running_squads, save_layout, wrapper_argv
+from squad.live import (
+    Live,
+    agent_env,
+    load_saved_layout,
+    running_squads,
+    save_layout,
+    wrapper_argv,
+)
 from squad.tmux import Pane, Tmux, env_args, format_literal
 
 WINDOW_SIZE = ("160", "48")  # detached windows; a client attaching resizes them
@@ -94,6 +101,10 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
                 "another socket with -L"
             )
 
+    try:
+        before = load_saved_layout(squad.name) if mine else None
+    except SquadError:
+        before = None  # no record, or a record an older squad cannot read: nothing to compare
     save_layout(squad)
     outcomes: list[Outcome] = []
     units: list[list[list[str]]] = [[
@@ -108,7 +119,12 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
         for agent in team.agents:
             pane = mine.get(agent.target)
             if pane is not None and not pane.dead:
-                outcomes.append(Outcome(agent.target, "up", True, "kept (running)",
+                msg = "kept (running)"
+                old = before.agent(agent.target) if before is not None else None
+                if old is not None and old != agent:
+                    msg += (f"; its layout changed since it started: `squad restart "
+                            f"{agent.target}` applies the change")
+                outcomes.append(Outcome(agent.target, "up", True, msg,
                                         {"state": "kept", "pid": pane.pid}))
                 continue
             workdir, note = _prepare_dir(squad, agent)
@@ -167,29 +183,28 @@ def down(
     ones are kept and named (``force`` deletes them too).
     """
     squad = live.squad
-    if team is not None:
-        t = squad.team(team)
-        if t is None:
-            raise TargetError(
-                f"unknown team {team!r} in squad {squad.name!r}; teams: "
-                + ", ".join(x.name for x in squad.teams)
-            )
-        teams = [t]
-    else:
-        teams = list(squad.teams)
-    agents = [a for t in teams for a in t.agents]
-    roots = [p.pid for a in agents if (p := live.pane(a)) and not p.dead and p.pid]
+    running_teams = {p.team for p in live.panes.values()}
+    if team is not None and squad.team(team) is None and team not in running_teams:
+        raise TargetError(
+            f"unknown team {team!r} in squad {squad.name!r}; teams: "
+            + ", ".join(sorted({x.name for x in squad.teams} | running_teams))
+        )
+    agents = [a for t in squad.teams if team in (None, t.name) for a in t.agents]
+    # Every window of the squad in scope, including agents no longer in the layout: they
+    # still run, and `down` must leave nothing behind.
+    panes = [p for p in live.panes.values() if team in (None, p.team)]
+    roots = [p.pid for p in panes if not p.dead and p.pid]
     wait = grace if grace is not None else max((a.grace for a in agents), default=10.0)
-    killed = procs.terminate_trees([r for r in roots if r], grace=wait)
-    sessions = {p.session for a in agents if (p := live.pane(a))}
-    # The squad's own sessions, including windows of agents no longer in the layout.
-    sessions |= {p.session for p in live.panes.values() if p.team in {t.name for t in teams}}
-    for s in sorted(sessions):
+    killed = procs.terminate_trees(roots, grace=wait)
+    for s in sorted({p.session for p in panes}):
         live.tmux.run_bytes(["kill-session", "-t", f"={s}"])
     outcomes = [
         Outcome(a.target, "down", True, "stopped" if live.pane(a) else "was not running")
         for a in agents
     ]
+    known = {a.target for a in agents}
+    outcomes += [Outcome(p.target, "down", True, "stopped (no longer in the layout)")
+                 for p in panes if p.target not in known]
     if killed:
         outcomes.append(Outcome(squad.name, "down", True,
                                 f"killed {len(killed)} process(es) after the {wait:g}s grace"))

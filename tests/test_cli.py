@@ -403,3 +403,47 @@ def test_attach_shows_the_agent_and_detach_returns(socket: str, two_teams: Path,
     finally:
         kill_socket(viewer)
     assert run_squad("-L", socket, "down").returncode == 0
+
+
+def test_layout_edits_while_running_are_reported_and_down_leaves_nothing(
+        socket: str, tmp_path: Path) -> None:
+    out = tmp_path / "pids"
+    first = f"""
+name = "edit"
+[[teams]]
+name = "keep"
+[[teams.agents]]
+name = "a"
+command = "sleep 600"
+[[teams.agents]]
+name = "b"
+command = "sleep 600"
+[[teams]]
+name = "gone"
+[[teams.agents]]
+name = "tree"
+command = {agent_cmd("tree_agent.py", str(out))}
+"""
+    layout = write_layout(tmp_path / "edit.toml", first)
+    assert run_squad("-L", socket, "up", str(layout)).returncode == 0
+    tree = wait_for(lambda: len(r := roles(out)) == 4 and r)
+    # The user edits the layout: a's command changes, b and the whole team "gone" go away.
+    write_layout(layout, """
+name = "edit"
+[[teams]]
+name = "keep"
+[[teams.agents]]
+name = "a"
+command = "sleep 700"
+""")
+    again = run_squad("-L", socket, "up", str(layout))
+    assert again.returncode == 0, again.stderr
+    assert "keep/a: kept (running); its layout changed" in again.stdout
+    assert "keep/b: running but not in the layout" in again.stdout
+    assert "gone/tree: running but not in the layout" in again.stdout
+    down = run_squad("-L", socket, "down", "--grace", "2")
+    assert down.returncode == 0, down.stderr
+    assert "gone/tree: stopped (no longer in the layout)" in down.stdout
+    assert panes(socket) == []
+    wait_for(lambda: all(procs.proc_state(p) in (None, "Z") for p in tree.values()),
+             what="no process of the removed team left")
