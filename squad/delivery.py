@@ -30,6 +30,7 @@ from squad.tasks import Task, TaskError, TaskStatus, parse_verdict, trim_result
 
 QUICK_TASK = 2.0  # seconds after delivery before a task done within the debounce counts
 RECONCILE_WAIT = 0.5  # seconds to look again for a marker before undoing a delivery
+LOST_HISTORY = 50_000  # the whole scrollback, read only when the marker is not in HISTORY
 HISTORY = 3000  # scrollback lines read to find a delivery marker and the result
 
 
@@ -188,6 +189,14 @@ class Desk:
                                                       delivered, now):
                 continue
             full = self._screen(holder)
+            if task.marker and task.marker not in full:
+                full = self._screen(holder, history=LOST_HISTORY)
+                if task.marker not in full:
+                    # Idle, but the delivery is nowhere in its scrollback: the agent was
+                    # restarted (or its history cleared) between two ticks, so it never did it.
+                    self._fail(task, f"{holder} lost the task (restarted or cleared since "
+                               "delivery)", now)
+                    continue
             output = after_marker(full, task.marker) or ""
             if task.status is TaskStatus.REVIEW:
                 verdict = parse_verdict(full, after=task.marker)

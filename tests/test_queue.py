@@ -328,3 +328,20 @@ dispatch = false
     assert "A reviewer rejected" in screen
     reviewer = run_squad("-L", socket, "capture", "t/rev", "--lines", "3000").stdout
     assert "VERDICT: APPROVED" in reviewer and "VERDICT: REJECTED" in reviewer
+
+
+def test_an_agent_restarted_mid_task_has_lost_it(socket: str, tmp_path: Path,
+                                                  supervise) -> None:
+    """Restarted between two ticks, the agent is idle again but never did the task."""
+    log = tmp_path / "w.log"
+    layout = write_layout(tmp_path / "rs.toml", 'name = "rs"\n[[teams]]\nname = "t"\n'
+                          + counter_agent("w", log, work=4.0))
+    assert run_squad("-L", socket, "up", str(layout)).returncode == 0
+    task = dispatch(socket, "long work", "--attempts", "1")
+    sup = supervise()
+    tick_until(sup, lambda: received(log), what="the delivery")
+    assert run_squad("-L", socket, "restart", "t/w", "--grace", "1").returncode == 0
+    final = tick_until(sup, lambda: (t := tasks(socket)[task])["status"] != "in_progress" and t,
+                       what="the task to be settled")
+    assert final["status"] == "failed", final
+    assert "lost" in final["error"] or "exited" in final["error"]
