@@ -52,6 +52,13 @@ def load_saved_layout(name: str) -> Squad:
     return layout_mod.load(path)
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def running_squads(tmux: Tmux, panes: list[Pane] | None = None) -> dict[str, list[Pane]]:
     """Squad name -> its panes, for every squad on this socket."""
     found: dict[str, list[Pane]] = {}
@@ -93,6 +100,7 @@ class Live:
     squad: Squad
     panes: dict[str, Pane] = field(default_factory=dict)
     others: dict[str, list[Pane]] = field(default_factory=dict)
+    layout_stamp: float = 0.0  # mtime of the saved layout this object holds
 
     @classmethod
     def open(cls, tmux: Tmux, name: str | None = None) -> Live:
@@ -100,11 +108,20 @@ class Live:
         chosen = pick_squad(tmux, name, panes)
         running = running_squads(tmux, panes)
         squad = load_saved_layout(chosen)
-        live = cls(tmux, squad, others={k: v for k, v in running.items() if k != chosen})
+        live = cls(tmux, squad, others={k: v for k, v in running.items() if k != chosen},
+                   layout_stamp=_mtime(saved_layout_path(chosen)))
         live.panes = {p.target: p for p in running.get(chosen, [])}
         return live
 
     def refresh(self) -> None:
+        """Re-read the panes, and the layout if `squad up` recorded a new one meanwhile."""
+        stamp = _mtime(saved_layout_path(self.squad.name))
+        if stamp != self.layout_stamp:
+            try:
+                self.squad = load_saved_layout(self.squad.name)
+            except SquadError:
+                pass  # mid-write or removed: keep the layout we have
+            self.layout_stamp = stamp
         running = running_squads(self.tmux)
         self.panes = {p.target: p for p in running.get(self.squad.name, [])}
         self.others = {k: v for k, v in running.items() if k != self.squad.name}

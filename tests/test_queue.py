@@ -345,3 +345,19 @@ def test_an_agent_restarted_mid_task_has_lost_it(socket: str, tmp_path: Path,
                        what="the task to be settled")
     assert final["status"] == "failed", final
     assert "lost" in final["error"] or "exited" in final["error"]
+
+
+def test_a_running_supervisor_picks_up_layout_changes(socket: str, tmp_path: Path,
+                                                      supervise) -> None:
+    logs = {n: tmp_path / f"{n}.log" for n in ("old", "new")}
+    base = 'name = "grow"\n[[teams]]\nname = "t"\n' + counter_agent("old", logs["old"])
+    layout = write_layout(tmp_path / "g.toml", base)
+    assert run_squad("-L", socket, "up", str(layout)).returncode == 0
+    sup = supervise()
+    sup.tick()
+    write_layout(layout, base + counter_agent("new", logs["new"], tags=["fresh"]))
+    assert run_squad("-L", socket, "up", str(layout)).returncode == 0
+    task = dispatch(socket, "only the new agent fits", "--tag", "fresh")
+    tick_until(sup, lambda: tasks(socket)[task]["status"] == "done", what="the new agent's work")
+    assert received(logs["new"]) and not received(logs["old"])
+    assert {r.agent for r in sup.last.agents} == {"old", "new"}
