@@ -73,8 +73,8 @@ def _window_args(squad: Squad, agent: Agent, socket: str, workdir: Path) -> list
 def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
     """Bring a squad up: create what is missing, restart what exited, keep what runs.
 
-    The whole tmux side is one batched tmux invocation. Idempotent: running it again on a
-    running squad changes nothing and says so.
+    The tmux side goes in as few batched tmux invocations as tmux accepts (one for a usual
+    squad). Idempotent: running it again on a running squad changes nothing and says so.
     """
     if tmux.binary is None:
         tmux.require_version()  # says tmux is missing
@@ -113,7 +113,6 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
         ["set-option", "-wg", "remain-on-exit", "on"],
     ]]
     sessions = {p.session for p in panes}
-    created_sessions: list[str] = []
     for team in squad.teams:
         session = f"={team.session}"
         for agent in team.agents:
@@ -134,7 +133,8 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
             units.append(cmds)
             if pane is not None:
                 cmds.append(["respawn-pane", "-k", "-t", pane.pane_id, *args, "--", *argv])
-                state, msg = "restarted", f"restarted (had exited with {pane.exit_code})"
+                how = f" with status {pane.exit_code}" if pane.exit_code is not None else ""
+                state, msg = "restarted", f"restarted (it had exited{how})"
             else:
                 if team.session not in sessions:
                     cmds.append(["new-session", "-d", "-s", team.session,
@@ -143,7 +143,6 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
                     cmds.append(["set-option", "-t", f"{session}:", "@squad_name", squad.name])
                     cmds.append(["set-option", "-t", f"{session}:", "@squad_team", team.name])
                     sessions.add(team.session)
-                    created_sessions.append(team.session)
                 else:
                     cmds.append(["new-window", "-d", "-a", "-t", f"{session}:{{end}}",
                                  "-n", format_literal(agent.role), *args, "--", *argv])
