@@ -308,7 +308,12 @@ def base_ref(squad: Squad, agent: Agent) -> str:
     main repository has checked out (its commit when the main repository is detached)."""
     if agent.base:
         return agent.base
-    return _current_branch(squad.repo) or "HEAD"
+    gitdir, _ = _git_dirs(squad.repo)
+    try:
+        head = (gitdir / "HEAD").read_text().strip()
+    except OSError:
+        return _current_branch(squad.repo) or "HEAD"
+    return head[16:] if head.startswith("ref: refs/heads/") else "HEAD"
 
 
 def _base_key(squad: Squad, agent: Agent) -> str:
@@ -429,41 +434,45 @@ def _state_key(wt: Path, raw_status: bytes, status: _Status, base: str) -> str:
 # -- computing a diff --------------------------------------------------------------------------
 
 
-def _parse_raw_numstat(raw: bytes, uncommitted: set[str]) -> list[FileChange]:
-    """``git diff --raw --numstat -z``: raw records (status, paths) then numstat records."""
-    tokens = raw.split(b"\0")
+def _parse_diff(raw: bytes, uncommitted: set[str]) -> tuple[list[FileChange], str]:
+    """``git diff --raw --numstat [-p] -z``: raw records (status, paths), as many numstat
+    records (line counts), then, after an empty record, the patch."""
+    pos = 0
+
+    def token() -> bytes:
+        nonlocal pos
+        end = raw.find(b"\0", pos)
+        if end < 0:
+            end = len(raw)
+        tok, pos = raw[pos:end], end + 1
+        return tok
+
     kinds: list[tuple[str, str, str | None]] = []  # status, path, old path
-    counts: list[tuple[int | None, int | None]] = []
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        i += 1
-        if not tok:
-            continue
-        if tok.startswith(b":"):
-            letter = tok.split(b" ")[-1][:1].decode()
-            if letter in ("R", "C"):
-                kinds.append((letter, _text(tokens[i + 1]), _text(tokens[i])))
-                i += 2
-            else:
-                kinds.append((letter, _text(tokens[i]), None))
-                i += 1
+    while raw.startswith(b":", pos):
+        letter = token().split(b" ")[-1][:1].decode()
+        if letter in ("R", "C"):
+            old, new = _text(token()), _text(token())
+            kinds.append((letter, new, old))
         else:
-            added, deleted, path = tok.split(b"\t", 2)
-            if not path:  # a rename: the old and new paths follow
-                i += 2
-            counts.append((None, None) if added == b"-" else (int(added), int(deleted)))
+            kinds.append((letter, _text(token()), None))
     files = []
-    for (letter, path, old), (added, deleted) in zip(kinds, counts, strict=False):
+    for letter, path, old in kinds:
+        added, deleted, rest = token().split(b"\t", 2)
+        if not rest:  # a rename or copy: the two paths follow
+            token()
+            token()
+        counts = (None, None) if added == b"-" else (int(added), int(deleted))
         files.append(FileChange(
-            path=path, status=_STATUS_WORDS.get(letter, "modified"), added=added,
-            deleted=deleted, binary=added is None, old_path=old,
+            path=path, status=_STATUS_WORDS.get(letter, "modified"), added=counts[0],
+            deleted=counts[1], binary=counts[0] is None, old_path=old,
             uncommitted=path in uncommitted or (old is not None and old in uncommitted)))
-    return files
+    if raw.startswith(b"\0", pos):
+        pos += 1
+    return files, _text(raw[pos:])
 
 
 def _compute(wt: Path, target: str, base: str, status: _Status, stat_only: bool) -> AgentDiff:
-    """Ask git for everything a diff shows (about six short commands, one more for the patch)."""
+    """Ask git for everything a diff shows: five or six short commands."""
     proc = _git(wt, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", check=False)
     base_commit = _out(proc)
     if proc.returncode != 0 or not base_commit:
@@ -487,11 +496,9 @@ def _compute(wt: Path, target: str, base: str, status: _Status, stat_only: bool)
                 commits.append(Commit(sha, author, int(at), subject))
     uncommitted = {_text(p) for p in (*status.changed, *status.untracked)}
     with _index_with_untracked(wt, status.untracked) as env:
-        opts = ["--no-color", "--no-ext-diff", "--no-relative", "-M"]
-        raw = _git(wt, "diff", *opts, "--raw", "--numstat", "-z", merge_base, env=env).stdout
-        files = _parse_raw_numstat(raw, uncommitted)
-        patch = "" if stat_only else _text(
-            _git(wt, "diff", *opts, "-p", merge_base, env=env).stdout)
+        raw = _git(wt, "diff", "--no-color", "--no-ext-diff", "--no-relative", "-M", "--raw",
+                   "--numstat", *([] if stat_only else ["-p"]), "-z", merge_base, env=env).stdout
+    files, patch = _parse_diff(raw, uncommitted)
     return AgentDiff(
         target=target, worktree=str(wt), branch=status.branch, base=base,
         base_commit=base_commit, merge_base=merge_base, head=head, ahead=ahead, behind=behind,
