@@ -365,32 +365,34 @@ def changes(before: Mapping[str, Mapping[str, Any]] | None,
 
     ``before`` and ``after`` map ``team/agent`` to a row with at least ``status`` (as
     ``AgentRow.to_json()`` gives it; optional ``role``, ``task``, ``exit_code``, ``screen``).
-    ``before`` is ``None`` on the first tick: nothing is reported then, since a status already
-    there when the supervisor started is no news. An agent entering ``needs-input`` or
-    ``stalled`` is reported; one leaving a live status for ``exited`` or ``down`` is reported
-    as ``exited`` (:class:`Watch` drops those squad caused). ``audit`` holds the audit-trail
-    events written since the previous tick; each ``task.done`` and ``task.failed`` becomes
-    an event.
+    ``before`` is ``None`` on the first tick. An agent entering ``needs-input`` or
+    ``stalled`` is reported, and so is one already there on the first tick (it waits for a
+    person, however long nobody supervised it); one leaving a live status for ``exited`` or
+    ``down`` is reported as ``exited`` (:class:`Watch` drops those squad caused), never one
+    found exited on the first tick (old news). ``audit`` holds the audit-trail events
+    written since the previous tick; each ``task.done`` and ``task.failed`` becomes an event.
     """
     events: list[Event] = []
-    if before is not None:
-        for target, row in after.items():
-            new = row.get("status")
+    for target, row in after.items():
+        new = row.get("status")
+        if before is None:
+            old = "" if new in ("needs-input", "stalled") else None
+        else:
             old = (before.get(target) or {}).get("status")
-            if old is None or new == old:
-                continue
-            common = {"status": new, "previous": old, "role": row.get("role"),
-                      "task": row.get("task")}
-            if new == "needs-input":
-                events.append(Event("needs_input", target, now,
-                                    {**common, "excerpt": _excerpt(row.get("screen"))}))
-            elif new == "stalled":
-                events.append(Event("stalled", target, now,
-                                    {**common, "excerpt": _excerpt(row.get("screen"))}))
-            elif new in ("exited", "down") and old in LIVE_STATUSES:
-                events.append(Event("exited", target, now,
-                                    {**common, "exit_code": row.get("exit_code"),
-                                     "excerpt": _excerpt(row.get("screen"))}))
+        if old is None or new == old:
+            continue
+        common = {"status": new, "previous": old or None, "role": row.get("role"),
+                  "task": row.get("task")}
+        if new == "needs-input":
+            events.append(Event("needs_input", target, now,
+                                {**common, "excerpt": _excerpt(row.get("screen"))}))
+        elif new == "stalled":
+            events.append(Event("stalled", target, now,
+                                {**common, "excerpt": _excerpt(row.get("screen"))}))
+        elif new in ("exited", "down") and old in LIVE_STATUSES:
+            events.append(Event("exited", target, now,
+                                {**common, "exit_code": row.get("exit_code"),
+                                 "excerpt": _excerpt(row.get("screen"))}))
     for ev in audit:
         action = ev.get("action")
         if action not in ("task.done", "task.failed"):
@@ -577,13 +579,13 @@ class Notifier:
 
     def __init__(self, config: NotifyConfig, squad_name: str, *,
                  audit_path: Path | None = None, clock: Any = time.time,
-                 which: Any = shutil.which) -> None:
+                 which: Any = shutil.which, settle: float = SETTLE) -> None:
         self.config = config
         self.squad = squad_name
         self.clock = clock
         self.which = which
         self.limit = RateLimit(config.repeat_after, config.max_per_minute)
-        self.watch = Watch()
+        self.watch = Watch(settle)
         self.enabled = os.environ.get("SQUAD_NOTIFY", "1").strip().lower() not in (
             "0", "off", "false", "no")
         if audit_path is None:

@@ -245,18 +245,31 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
-_dirs: dict[str, tuple[Path, Path]] = {}
-
-
 def _git_dirs(path: Path) -> tuple[Path, Path]:
-    """(git dir, common git dir) of a repository or worktree; asked once per path."""
-    key = str(path)
-    if key not in _dirs:
-        out = _out(_git(path, "rev-parse", "--absolute-git-dir", "--git-common-dir")).splitlines()
-        gitdir = Path(out[0])
-        common = Path(out[1]) if len(out) > 1 else gitdir
-        _dirs[key] = (gitdir, common if common.is_absolute() else (path / common).resolve())
-    return _dirs[key]
+    """(git dir, common git dir) of a repository or worktree, read from its ``.git`` (a
+    directory, or a ``gitdir:`` file for a worktree) each time, so a worktree removed and made
+    again is never looked for in its old place; git is asked only for unusual layouts."""
+    dot = path / ".git"
+    try:
+        if dot.is_dir():
+            gitdir = dot
+        else:
+            text = dot.read_text().strip()
+            if not text.startswith("gitdir: "):
+                raise OSError("not a gitdir file")
+            gitdir = (path / text[8:].strip()).resolve()
+        try:
+            common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
+        except FileNotFoundError:
+            common = gitdir
+        if (gitdir / "HEAD").is_file():
+            return gitdir, common
+    except OSError:
+        pass
+    out = _out(_git(path, "rev-parse", "--absolute-git-dir", "--git-common-dir")).splitlines()
+    gitdir = Path(out[0])
+    common = Path(out[1]) if len(out) > 1 else gitdir
+    return gitdir, common if common.is_absolute() else (path / common).resolve()
 
 
 def _read_ref(gitdir: Path, common: Path, name: str) -> str | None:
@@ -556,7 +569,6 @@ def clear_cache() -> None:
     """Forget every cached diff (tests and benchmarks start cold with it)."""
     with _cache_lock:
         _cache.clear()
-    _dirs.clear()
 
 
 def diff(squad: Squad, agent: Agent, *, stat_only: bool = False,

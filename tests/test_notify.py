@@ -101,8 +101,10 @@ def rows(**statuses: str) -> dict[str, dict]:
 
 
 def test_changes_turn_status_transitions_and_task_events_into_notifications() -> None:
-    first = rows(a__dev="needs-input", a__qa="working")
-    assert changes(None, first, now=1.0) == []  # a status already there is no news
+    # First tick: an agent already waiting for a person is news, an old exit is not.
+    first = rows(a__dev="needs-input", a__qa="working", a__pm="exited", b__x="stalled")
+    assert [(e.kind, e.target) for e in changes(None, first, now=1.0)] == [
+        ("needs_input", "a/dev"), ("stalled", "b/x")]
     before = rows(a__dev="working", a__qa="working", a__pm="idle", b__x="working",
                   b__y="exited")
     after = rows(a__dev="needs-input", a__qa="stalled", a__pm="down", b__x="exited",
@@ -442,3 +444,61 @@ def test_tick_from_rows_and_the_audit_trail(receiver: Receiver, tmp_path: Path) 
 def test_every_kind_has_a_title() -> None:
     for kind in KINDS:
         assert Event(kind, "t/a", 0.0, {"task": 1}).title("sq").startswith("squad sq: ")
+
+
+def test_a_real_squad_ticked_by_a_real_supervisor(socket: str, tmp_path: Path,
+                                                  receiver: Receiver) -> None:
+    """Real agents in tmux: a question, a stall and a crash are notified; squad's own stop
+    of another agent is not."""
+    from squad import control
+    from squad.live import Live
+    from squad.supervisor import Supervisor
+    from squad.tmux import Tmux
+    from tests.conftest import run_squad, write_layout
+
+    layout = write_layout(tmp_path / "n.toml", """
+name = "nt"
+[[teams]]
+name = "t"
+[[teams.agents]]
+name = "asker"
+command = "echo 'Proceed with the edit? [y/n]'; read answer; exit 3"
+input_pattern = "Proceed with the edit\\\\? \\\\[y/n\\\\]"
+[[teams.agents]]
+name = "frozen"
+command = "echo working hard; exec sleep 600"
+busy_pattern = "working hard"
+stall_after = 1.5
+[[teams.agents]]
+name = "victim"
+command = "exec sleep 600"
+""")
+    assert run_squad("-L", socket, "up", str(layout)).returncode == 0
+    live = Live.open(Tmux(socket))
+    sup = Supervisor(live)
+    sup.start()
+    n = Notifier(NotifyConfig(webhook=receiver.url, desktop=False), "nt", settle=2.0)
+
+    def tick() -> None:
+        snap = sup.tick()
+        n.tick(snap.agents, snap.at, screens=snap.screens)
+
+    def got(kind: str, target: str) -> list[dict]:
+        tick()
+        return [b["json"] for b in receiver.bodies
+                if b["json"]["kind"] == kind and b["json"]["target"] == target]
+
+    try:
+        tick()
+        wait_for(lambda: got("needs_input", "t/asker"), 20, "the question's notification")
+        wait_for(lambda: got("stalled", "t/frozen"), 20, "the stall's notification")
+        assert "Proceed with the edit? [y/n]" in got("needs_input", "t/asker")[0]["excerpt"]
+        control.stop(live, live.resolve("t/victim"), grace=2)
+        assert run_squad("-L", socket, "send", "t/asker", "y").returncode == 0
+        crash = wait_for(lambda: got("exited", "t/asker"), 30, "the crash's notification")
+        assert crash[0]["exit_code"] == 3
+        assert got("exited", "t/victim") == []  # stopped by squad: no news
+    finally:
+        n.close()
+        sup.close()
+        run_squad("-L", socket, "down")
