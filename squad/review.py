@@ -356,20 +356,18 @@ def _base_key(squad: Squad, agent: Agent) -> str:
 
 
 def merge_target(squad: Squad, agent: Agent) -> str | None:
-    """The local branch a merge of the agent's branch goes into.
+    """The local branch a merge of the agent's branch goes into (and a pull request's base).
 
-    The layout's ``base`` when it names a local branch; ``origin/main`` means the local
-    ``main``; with no ``base`` (or a tag or commit as base), the main repository's current
-    branch. ``None`` when that is a detached HEAD.
+    The layout's ``base`` when it names a local branch; a remote-tracking base such as
+    ``origin/main`` means the local ``main``; with no ``base`` (or a tag or commit as base),
+    the main repository's current branch. ``None`` when that is a detached HEAD.
     """
     repo = squad.repo
     if agent.base:
         if _ref_exists(repo, f"refs/heads/{agent.base}"):
             return agent.base
-        remote, sep, rest = agent.base.partition("/")
-        if sep and _ref_exists(repo, f"refs/remotes/{agent.base}") and _ref_exists(
-                repo, f"refs/heads/{rest}"):
-            return rest
+        if "/" in agent.base and _ref_exists(repo, f"refs/remotes/{agent.base}"):
+            return agent.base.split("/", 1)[1]
     return _current_branch(repo)
 
 
@@ -735,6 +733,9 @@ def merge(squad: Squad, agent: Agent, *, commit_message: str | None = None,
         raise ReviewError(f"the main repository {repo} is on a detached HEAD: check out "
                           f"{where} there first (git switch)")
     assert into is not None
+    if current == branch:
+        raise ReviewError(f"the main repository {repo} has {target}'s own branch {branch!r} "
+                          "checked out: switch it to the branch to merge into first")
     if current != into:
         raise ReviewError(f"the main repository {repo} is on branch {current!r}, but {target}'s "
                           f"base is {into!r}: `git switch {into}` there first")

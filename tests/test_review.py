@@ -563,3 +563,24 @@ def test_review_modules_never_import_textual() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)), check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_remote_tracking_base_merges_into_its_local_branch(tmp_path: Path,
+                                                             git_repo: Path) -> None:
+    bare = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    git(git_repo, "remote", "add", "origin", str(bare))
+    git(git_repo, "branch", "develop")
+    git(git_repo, "push", "-q", "origin", "main", "develop")
+    git(git_repo, "branch", "-D", "develop")  # only origin/develop is left
+    for base, into in (("origin/main", "main"), ("origin/develop", "develop")):
+        sq = make_squad(tmp_path, git_repo, base=base)
+        assert review.merge_target(sq, sq.agent("t/dev")) == into
+    agent = sq.agent("t/dev")
+    worktrees.ensure(sq.repo, sq.worktree_dir(agent), agent.branch_name(), agent.base)
+    (wt_of(sq) / "x.txt").write_text("x\n")
+    commit_all(wt_of(sq), "x")
+    assert review.diff(sq, agent).base == "origin/develop"
+    with pytest.raises(ReviewError, match="on branch 'main', but t/dev's base is 'develop': "
+                                          "`git switch develop`"):
+        review.merge(sq, agent)
