@@ -629,7 +629,15 @@ class Notifier:
             return False
         return self.send(Event(kind, target, self.clock(), fields))
 
+    def configure(self, config: NotifyConfig) -> None:
+        """Take a new config (the layout was brought up again) without forgetting what was
+        already seen or sent."""
+        self.config = config
+        self.limit.repeat_after = config.repeat_after
+        self.limit.per_minute = config.max_per_minute
+
     def send(self, event: Event) -> bool:
+        """Send one event on every channel its kind has, unless held back; whether it went."""
         self.stats["noticed"] += 1
         kind = self.config.for_kind(event.kind)
         if not self.enabled or not kind.enabled or self._closed:
