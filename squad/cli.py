@@ -155,10 +155,21 @@ def _tmux(args: argparse.Namespace):
     return Tmux(socket_name(args.socket))
 
 
+# Commands that change something: before acting they make sure squad can record it (the
+# state directory is writable and not full), so nothing is done and then left unrecorded.
+WRITING = frozenset({"up", "down", "pause", "resume", "stop", "restart", "send", "dispatch",
+                     "run"})
+
+
 def _live(args: argparse.Namespace):
     from squad.live import Live
 
-    return Live.open(_tmux(args), args.squad_name)
+    live = Live.open(_tmux(args), args.squad_name)
+    if args.command in WRITING:
+        from squad.state import check_writable, squad_dir
+
+        check_writable(squad_dir(live.squad.name))
+    return live
 
 
 def _load(path: str | None):
@@ -180,8 +191,10 @@ def _print_outcomes(outcomes, as_json: bool) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from squad import control
+    from squad.state import check_writable, squad_dir
 
     squad = _load(args.layout)
+    check_writable(squad_dir(squad.name))
     outcomes = control.up(squad, _tmux(args))
     if not args.json:
         created = sum(o.data.get("state") in ("created", "restarted") for o in outcomes)
@@ -342,7 +355,9 @@ def format_event(ev: dict) -> str:
         if ev.get(key):
             parts.append(f"{key}={ev[key]}")
     if system:
-        parts.append(f"[cpu {system.get('cpu', 0):.0f}% mem {system.get('mem', 0):.0f}%]")
+        cpu, mem = system.get("cpu"), system.get("mem")
+        parts.append(f"[cpu {'?' if cpu is None else f'{cpu:.0f}'}% "
+                     f"mem {'?' if mem is None else f'{mem:.0f}'}%]")
     return "  ".join(parts)
 
 

@@ -83,7 +83,12 @@ def _squad(args: argparse.Namespace):
     from squad.tmux import Tmux
 
     tmux = Tmux(socket_name(args.socket))
-    return load_saved_layout(pick_squad(tmux, args.squad_name)), tmux
+    squad = load_saved_layout(pick_squad(tmux, args.squad_name))
+    if args.command == "dispatch" or (args.command == "task" and args.task_command != "show"):
+        from squad.state import check_writable, squad_dir
+
+        check_writable(squad_dir(squad.name))
+    return squad, tmux
 
 
 def _store(name: str):
@@ -284,16 +289,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         raise SquadError("--interval must be a positive number of seconds")
     from squad.live import Live, socket_name
+    from squad.state import check_writable, squad_dir
     from squad.supervisor import Supervisor
     from squad.tmux import Tmux
 
     live = Live.open(Tmux(socket_name(args.socket)), args.squad_name)
+    check_writable(squad_dir(live.squad.name))
     sup = Supervisor(live, by="supervisor", interval=args.interval)
-    sup.start()
-    print(f"supervising squad {live.squad.name} on socket {live.tmux.socket} "
-          f"(pid {os.getpid()}); Ctrl-C stops", flush=True)
     try:
-        sup.run_forever(stop_after=args.duration)
+        sup.start()
+        print(f"supervising squad {live.squad.name} on socket {live.tmux.socket} "
+              f"(pid {os.getpid()}); Ctrl-C stops", flush=True)
+        sup.run_forever(stop_after=args.duration,
+                        report=lambda line: print(line, file=sys.stderr, flush=True))
     finally:
         sup.close()
     return 0

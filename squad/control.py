@@ -7,8 +7,11 @@ which agent) and records an event in the audit trail. Process work goes through
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from squad.live import (
     save_layout,
     wrapper_argv,
 )
+from squad.state import NOFOLLOW, squad_dir
 from squad.tmux import Pane, Tmux, env_args, format_literal
 
 WINDOW_SIZE = ("160", "48")  # detached windows; a client attaching resizes them
@@ -75,6 +79,9 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
 
     The tmux side goes in as few batched tmux invocations as tmux accepts (one for a usual
     squad). Idempotent: running it again on a running squad changes nothing and says so.
+    Two ``up`` of the same squad at once take turns (a lock in its state directory); the
+    layout is recorded only once the squad is up. An agent whose directory cannot be made
+    ready is reported and skipped; the others start.
     """
     if tmux.binary is None:
         tmux.require_version()  # says tmux is missing
@@ -87,6 +94,11 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
             f"{where}: not found on PATH: {lines}. Install {which}, or change the `command` "
             "in the layout; nothing was started"
         )
+    with squad_lock(squad.name, "up"):
+        return _up(squad, tmux, by)
+
+
+def _up(squad: Squad, tmux: Tmux, by: str) -> list[Outcome]:
     panes = tmux.panes()
     mine = {p.target: p for p in running_squads(tmux, panes).get(squad.name, [])}
     owner: dict[str, str] = {}
@@ -105,7 +117,6 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
         before = load_saved_layout(squad.name) if mine else None
     except SquadError:
         before = None  # no record, or a record an older squad cannot read: nothing to compare
-    save_layout(squad)
     outcomes: list[Outcome] = []
     units: list[list[list[str]]] = [[
         ["start-server"],
@@ -126,7 +137,12 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
                 outcomes.append(Outcome(agent.target, "up", True, msg,
                                         {"state": "kept", "pid": pane.pid}))
                 continue
-            workdir, note = _prepare_dir(squad, agent)
+            try:
+                workdir, note = _prepare_dir(squad, agent)
+            except SquadError as exc:
+                outcomes.append(Outcome(agent.target, "up", False, f"not started: {exc}",
+                                        {"state": "failed"}))
+                continue
             args = _window_args(squad, agent, tmux.socket, workdir)
             argv = wrapper_argv(agent)
             cmds: list[list[str]] = []
@@ -154,14 +170,28 @@ def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
             outcomes.append(Outcome(agent.target, "up", True, msg, {"state": state}))
     if len(units) > 1:
         tmux.run_units(units)
+    save_layout(squad)  # only now: a failed `up` leaves the recorded layout as it was
     for o in outcomes:
-        if o.data.get("state") != "kept":
+        if o.data.get("state") not in ("kept", "failed"):
             events.record(squad.name, "up", target=o.target, by=by, reason=o.message)
     extra = sorted(set(mine) - {a.target for a in squad.agents()})
     for target in extra:
         outcomes.append(Outcome(target, "up", True,
                                 "running but not in the layout (left alone)", {"state": "extra"}))
     return outcomes
+
+
+@contextmanager
+def squad_lock(name: str, what: str) -> Iterator[None]:
+    """Take turns with other processes doing ``what`` to the same squad (a blocking flock
+    on a file in its state directory; the kernel frees it if the holder dies)."""
+    path = squad_dir(name) / f"{what}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 # -- down -------------------------------------------------------------------------------
@@ -194,7 +224,8 @@ def down(
     panes = [p for p in live.panes.values() if team in (None, p.team)]
     roots = [p.pid for p in panes if not p.dead and p.pid]
     wait = grace if grace is not None else max((a.grace for a in agents), default=10.0)
-    killed = procs.terminate_trees(roots, grace=wait)
+    killed = procs.terminate_trees(roots, grace=wait,
+                                   extra=escaped(live, team=team, exclude=roots))
     for s in sorted({p.session for p in panes}):
         live.tmux.run_bytes(["kill-session", "-t", f"={s}"])
     outcomes = [
@@ -224,15 +255,28 @@ def prune_worktrees(squad: Squad, agents: Iterable[Agent], *, force: bool,
         changes = worktrees.dirty(path)
         if changes and not force:
             outcomes.append(Outcome(agent.target, "prune", False,
-                                    f"kept {path}: {len(changes)} uncommitted change(s) "
-                                    "(commit them, or pass --force to delete them)",
-                                    {"worktree": str(path)}))
+                                    f"kept {path}: it holds {worktrees.describe(changes)} "
+                                    "(commit or move them, or pass --force to delete them)",
+                                    {"worktree": str(path), "kept": changes}))
             continue
         worktrees.remove(squad.repo, path, force=force)
         events.record(squad.name, "prune", target=agent.target, by=by, reason=str(path))
         outcomes.append(Outcome(agent.target, "prune", True, f"removed worktree {path}",
                                 {"worktree": str(path)}))
     return outcomes
+
+
+def escaped(live: Live, *, team: str | None = None, agent: str | None = None,
+            exclude: Iterable[int] = ()) -> list[tuple[int, float]]:
+    """Processes started from the squad's windows (their environment says so) that are no
+    longer in any agent's tree: re-parented to init after their parent died, or left by an
+    agent that exited. ``down`` and ``stop`` end them with the trees."""
+    env = {"SQUAD_SOCKET": live.tmux.socket, "SQUAD_NAME": live.squad.name}
+    if team:
+        env["SQUAD_TEAM"] = team
+    if agent:
+        env["SQUAD_AGENT"] = agent
+    return procs.tagged(env, exclude=exclude)
 
 
 # -- pause / resume / stop / restart -----------------------------------------------------
@@ -334,7 +378,10 @@ def stop(live: Live, agents: list[Agent], *, grace: float | None = None,
         running.append((agent, pane))
     if running:
         wait = grace if grace is not None else max(a.grace for a, _ in running)
-        killed = procs.terminate_trees([p.pid for _, p in running if p.pid], grace=wait)
+        roots = [p.pid for _, p in running if p.pid]
+        strays = [s for agent, _ in running
+                  for s in escaped(live, team=agent.team, agent=agent.name, exclude=roots)]
+        killed = procs.terminate_trees(roots, grace=wait, extra=strays)
         _wait_dead(live, {a.target for a, _ in running})
         for agent, _ in running:
             pane = live.panes.get(agent.target)
@@ -350,18 +397,35 @@ def stop(live: Live, agents: list[Agent], *, grace: float | None = None,
 def restart(live: Live, agents: list[Agent], *, grace: float | None = None,
             reason: str | None = None, by: str = "cli") -> list[Outcome]:
     """Stop each agent (if running), then respawn its window with the same command,
-    environment and directory from the squad's layout."""
-    stop(live, agents, grace=grace, reason=reason, by=by)
-    live.refresh()
-    units: list[list[list[str]]] = []
-    outcomes = []
+    environment and directory from the squad's layout. Everything that can fail is checked
+    first (its window, its directory or worktree): an agent that could not start again is
+    never stopped."""
+    outcomes: list[Outcome] = []
+    ready: list[tuple[Agent, Path]] = []
     for agent in agents:
-        pane = live.pane(agent)
-        if pane is None:
+        if live.pane(agent) is None:
             outcomes.append(Outcome(agent.target, "restart", False,
                                     f"{agent.target} has no window: run `squad up`"))
             continue
-        workdir, _ = _prepare_dir(live.squad, agent)
+        try:
+            workdir, _ = _prepare_dir(live.squad, agent)
+        except SquadError as exc:
+            outcomes.append(Outcome(agent.target, "restart", False,
+                                    f"not restarted (left as it is): {exc}"))
+            continue
+        ready.append((agent, workdir))
+    if not ready:
+        return outcomes
+    stop(live, [a for a, _ in ready], grace=grace, reason=reason, by=by)
+    live.refresh()
+    units: list[list[list[str]]] = []
+    for agent, workdir in ready:
+        pane = live.pane(agent)
+        if pane is None:
+            outcomes.append(Outcome(agent.target, "restart", False,
+                                    f"{agent.target} lost its window while stopping: run "
+                                    "`squad up`"))
+            continue
         args = _window_args(live.squad, agent, live.tmux.socket, workdir)
         units.append([["respawn-pane", "-k", "-t", pane.pane_id, *args, "--",
                        *wrapper_argv(agent)],

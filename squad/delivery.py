@@ -1,48 +1,64 @@
-"""The task side of a supervisor tick: reconcile, notice completion and failure, dispatch.
+"""The task side of a supervisor tick: reconcile, confirm deliveries, notice completion and
+failure, dispatch.
 
 Order per tick, after the snapshot:
 
-1. once, after (re)start: tasks caught mid-delivery are reconciled from the agent's screen
-   (the delivery marker is there: delivered; it is not: back to the queue, no attempt lost);
-2. held tasks are watched: the holder exited or stalled, or the task timed out -> the attempt
-   fails (requeue with backoff, or failed) and the agent's breaker counts it; the holder went
-   back to idle after working -> done (or review) with an excerpt of its output since
-   delivery; a reviewer back at idle -> its ``VERDICT:`` line decides;
-3. reviews, then queued tasks in queue order, are planned onto idle agents that fit
+1. once, after (re)start: deliveries caught mid-way by a supervisor that died are settled
+   from the agent's screen (:meth:`Desk.reconcile`): taken up -> delivered; the marker still
+   in the input -> Enter, then confirmed like any delivery; never sent -> back to the queue,
+   no attempt lost;
+2. sent deliveries are confirmed (:meth:`Desk.confirm`): evidence that the agent took the
+   text up (:mod:`squad.proof`) makes the task in progress; without it, Enter is pressed
+   again, a bounded number of times, then the delivery failed and the task goes back
+   without counting an attempt;
+3. held tasks are watched: the holder exited, was restarted (another process in its window)
+   or stalled, or the task timed out -> the attempt fails (requeue with backoff, or failed)
+   and the agent's breaker counts it; the holder is idle again with evidence it did the work
+   -> done (or review) with an excerpt of its output; a reviewer -> its ``VERDICT:`` decides;
+4. reviews, then queued tasks in queue order, are planned onto idle agents that fit
    (:mod:`squad.dispatch`), each assignment committed before its text is sent.
+
+Nothing a person or an agent does to a task meanwhile (cancel, done, retry) can stop a tick:
+a transition that lost the race is logged and skipped.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from squad import control, events
+from squad import events, proof
 from squad.dispatch import Candidate, Job, occupy, plan
 from squad.errors import SquadError
-from squad.layout import Squad
+from squad.hooks import HookReader
+from squad.layout import Agent, Squad
 from squad.live import Live
 from squad.snapshot import AgentRow, Snapshot
+from squad.status import Patterns, patterns_for
 from squad.store import TaskStore
 from squad.tasks import Task, TaskError, TaskStatus, parse_verdict, trim_result
 
-QUICK_TASK = 2.0  # seconds after delivery before a task done within the debounce counts
-RECONCILE_WAIT = 0.5  # seconds to look again for a marker before undoing a delivery
-LOST_HISTORY = 50_000  # the whole scrollback, read only when the marker is not in HISTORY
-HISTORY = 3000  # scrollback lines read to find a delivery marker and the result
+log = logging.getLogger(__name__)
+
+CONFIRM_AFTER = 2.0  # seconds without evidence of take-up before Enter is pressed again
+MAX_ENTERS = 3  # Enter presses for one delivery before it counts as not taken up
+QUICK_LOOK = 0.8  # seconds a delivery waits for evidence itself, before ticks take over
+HISTORY = 3000  # scrollback lines read for a result when the marker left the screen
 
 
 def event_sink(squad: str, by: str):
-    """Turn the store's transition dicts into audit-trail events."""
+    """Turn the store's transition dicts into audit-trail events (after the commit: a log
+    that cannot be written never undoes a transition)."""
 
     def sink(ev: dict) -> None:
         ev = dict(ev)
         action = str(ev.pop("action"))
         target = ev.pop("target", None)
         reason = ev.pop("reason", None)
-        events.record(squad, action, target=target, by=by, reason=reason, **ev)
+        events.record_quietly(squad, action, target=target, by=by, reason=reason, **ev)
 
     return sink
 
@@ -74,53 +90,47 @@ def candidates(squad: Squad, rows: dict[str, AgentRow], store: TaskStore,
     return out
 
 
-def after_marker(screen: str, marker: str | None) -> str | None:
-    """The text printed after the delivery marker's last occurrence, or None if absent."""
-    if not marker:
-        return None
-    at = screen.rfind(marker)
-    if at < 0:
-        return None
-    return screen[at + len(marker):]
-
-
-def prompt_follows(screen: str, marker: str | None) -> bool:
-    """The agent printed something after the delivered text (so it has reacted to it)."""
-    rest = after_marker(screen, marker)
-    return rest is not None and bool(rest.strip())
-
-
-def result_text(output: str) -> str:
-    """The agent's output after the delivered text, without the prompt it returned to."""
-    lines = output.rstrip().split("\n")
-    if len(lines) > 1:
-        lines = lines[:-1]  # the ready prompt the agent is back at
-    return "\n".join(lines).strip()
-
-
 class Desk:
-    """Hands out tasks and watches them, one supervisor tick at a time."""
+    """Hands out tasks, confirms they were taken up, and watches them, one tick at a time."""
 
     def __init__(self, live: Live, store: TaskStore, *, by: str = "supervisor",
                  rng: random.Random | None = None,
                  on_delivered: Callable[[str], None] | None = None) -> None:
         self.live = live
-        self.on_delivered = on_delivered  # told the target of every delivery
+        self.on_delivered = on_delivered  # told the target of every delivery sent
         self.backoff_base = 5.0  # seconds before the first retry; doubles per failure
         self.backoff_cap = 300.0
         self.store = store
         self.by = by
         self.rng = rng or random.Random()
         self.reconciled = False
+        self.hooks = HookReader(live.squad.name)
+        self.worked: set[int] = set()  # tasks whose holder was seen busy since take-up
+        self._patterns: dict[Agent, Patterns] = {}
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _screen(self, target: str, history: int = HISTORY) -> str:
+    def patterns(self, target: str) -> Patterns:
+        agent = self.live.squad.agent(target)
+        if agent is None:
+            return patterns_for("")
+        pats = self._patterns.get(agent)
+        if pats is None:
+            pats = patterns_for(agent.argv, agent.ready_pattern, agent.busy_pattern,
+                                agent.input_pattern)
+            self._patterns[agent] = pats
+        return pats
+
+    def _screen(self, target: str, history: int = 0) -> str:
         agent = self.live.squad.agent(target)
         pane = self.live.pane(agent) if agent else None
         if pane is None:
             return ""
         return self.live.tmux.capture([pane.pane_id], history=history).get(pane.pane_id, "")
+
+    def _look(self, target: str, screen: str, since: float | None) -> proof.Look:
+        return proof.Look(screen, proof.signs(screen, self.patterns(target)),
+                          self.hooks.since(target, since))
 
     def _outcome(self, agent: str | None, ok: bool, now: float) -> None:
         if agent:
@@ -128,145 +138,262 @@ class Desk:
 
     def _fail(self, task: Task, error: str, now: float) -> None:
         holder = task.holder
-        try:
-            self.store.fail_attempt(task.id, error, now, self.rng, base=self.backoff_base,
-                                    cap=self.backoff_cap)
-        except TaskError:
-            return
+        self.store.fail_attempt(task.id, error, now, self.rng, base=self.backoff_base,
+                                cap=self.backoff_cap)
+        self.worked.discard(task.id)
         self._outcome(holder, False, now)
+
+    def _safely(self, task: Task, what: str, fn: Callable[..., object], *args: object) -> None:
+        """Run one task's step; a task changed meanwhile by someone else (cancelled, marked
+        done, retried) makes the step stale, which is logged and skipped, never fatal."""
+        try:
+            fn(*args)
+        except TaskError as exc:
+            log.info("task #%s: %s skipped: %s", task.id, what, exc)
 
     # -- the tick -----------------------------------------------------------------------
 
     def step(self, snap: Snapshot) -> Snapshot:
         now = time.time()
         rows = {r.target: r for r in snap.agents}
+        self.hooks.poll()
         if not self.reconciled:
-            self.reconcile(now)
+            self.reconcile()
             self.reconciled = True
+        self.confirm(rows, snap.screens, now)
         self.watch(rows, snap.screens, now)
-        self.dispatch(rows, now)
+        self.dispatch(rows, snap.screens, now)
         return self.annotate(snap, now)
 
-    def reconcile(self, now: float) -> None:
-        """Tasks committed but not confirmed delivered when a supervisor died."""
-        pending = self.store.in_delivery()
-        for attempt in range(2):
-            left = []
-            for task in pending:
-                holder = task.holder
-                if holder and task.marker and task.marker in self._screen(holder):
-                    self.store.mark_delivered(task.id, now, token=task.delivery_token)
-                else:
-                    left.append(task)
-            pending = left
-            if pending and attempt == 0:
-                time.sleep(RECONCILE_WAIT)  # text sent just before the crash may still be
-                # on its way to the screen
-        for task in pending:
-            self.store.unassign(task.id, "not delivered before the supervisor stopped", now)
+    def reconcile(self) -> None:
+        """After a (re)start: a text pasted by a supervisor that died before pressing its
+        Enter gets the Enter now. Everything else left mid-way is settled by :meth:`confirm`
+        like any delivery."""
+        for task in self.store.in_delivery():
+            if task.sent_at is not None and task.enters == 0:
+                self._safely(task, "reconcile", self._enter, task, task.holder or "")
+
+    def confirm(self, rows: dict[str, AgentRow], screens: dict[str, str], now: float) -> None:
+        """Deliveries on their way (this runs before this tick sends anything new):
+
+        - never recorded as pasted (a supervisor died mid-way, or sending failed): the
+          marker on screen decides: above the input -> delivered; in the input -> pasted,
+          Enter; nowhere -> back to the queue, no attempt counted;
+        - pasted: taken up -> in progress; no evidence for a while -> Enter again; after
+          :data:`MAX_ENTERS` presses the delivery failed and the task goes back.
+        """
+        for task in self.store.in_delivery():
+            holder = task.holder or ""
+            row = rows.get(holder)
+            if row is None or row.state != "running" or (
+                    task.holder_id and row.identity and row.identity != task.holder_id):
+                why = "exited" if row is None or row.state != "running" else "was restarted"
+                self._safely(task, "confirm", self.store.unassign, task.id,
+                             f"{holder} {why} before taking it up", now)
+                continue
+            screen = screens.get(holder, "")
+            if task.sent_at is None:
+                self._safely(task, "confirm", self._settle, task, screen, now)
+                continue
+            if self._confirmed(task, screen, now):
+                continue
+            due = task.sent_at + self.patterns(holder).submit_delay + CONFIRM_AFTER * max(
+                task.enters, 1)
+            if now < due:
+                continue
+            if task.enters < MAX_ENTERS:
+                self._safely(task, "confirm", self._enter, task, holder)
+                continue
+            why = (f"not taken up: no sign that {holder} received it after {task.enters} "
+                   "Enter presses (the text may still sit in its input)")
+            self._safely(task, "confirm", self.store.unassign, task.id, why, now)
+            events.record_quietly(self.live.squad.name, "delivery.failed", target=holder,
+                                  by=self.by, reason=why, task=task.id)
+            self._outcome(holder, False, now)
+
+    def _settle(self, task: Task, screen: str, now: float) -> None:
+        """A delivery never recorded as pasted: what does the holder's screen say?"""
+        holder = task.holder or ""
+        place = proof.marker_place(screen or self._screen(holder), task.marker,
+                                   self.patterns(holder))
+        if place == "history":
+            self.store.mark_delivered(task.id, now, token=task.delivery_token,
+                                      screen_hash=proof.screen_hash(screen))
+        elif place == "input":
+            task = self.store.mark_pasted(task.id, task.delivery_token or "", now)
+            self._enter(task, holder)
+        else:
+            self.store.unassign(task.id, "not sent (the supervisor stopped or sending failed)",
+                                now)
+
+    def _confirmed(self, task: Task, screen: str, now: float) -> bool:
+        """Mark the task delivered if the holder's screen (or its hooks) show it took it up."""
+        holder = task.holder or ""
+        pats = self.patterns(holder)
+        look = self._look(holder, screen, task.sent_at)
+        if not proof.taken_up(look, task.marker, task.sent_screen, pats,
+                              collapses=pats.collapses):
+            return False
+        try:
+            self.store.mark_delivered(task.id, now, token=task.delivery_token,
+                                      screen_hash=proof.screen_hash(screen))
+        except TaskError as exc:
+            log.info("task #%s: confirm skipped: %s", task.id, exc)
+        return True
+
+    def _enter(self, task: Task, holder: str) -> None:
+        agent = self.live.squad.agent(holder)
+        pane = self.live.pane(agent) if agent else None
+        if pane is None or pane.dead:
+            return
+        self.store.count_enter(task.id, task.delivery_token or "")
+        self.live.tmux.send_keys(pane.pane_id, "Enter")
 
     def watch(self, rows: dict[str, AgentRow], screens: dict[str, str], now: float) -> None:
         for task in self.store.timed_out(now):
-            self._fail(task, f"timed out after {task.timeout:g}s", now)
+            self._safely(task, "timeout", self._fail, task, f"timed out after {task.timeout:g}s",
+                         now)
         held = [t for t in self.store.list(("in_progress", "review"))
                 if t.holder and (t.status is TaskStatus.IN_PROGRESS or t.review_started_at)]
+        live_ids = {t.id for t in held}
+        self.worked &= live_ids
         for task in held:
-            holder = task.holder
-            assert holder is not None
-            row = rows.get(holder)
-            if row is None or row.state != "running":
-                how = f" (status {row.exit_code})" if row is not None and row.exit_code else ""
-                self._fail(task, f"{holder} exited{how} while holding it", now)
-                continue
-            if row.status == "stalled":
-                self._fail(task, f"{holder} stalled (silent while working)", now)
-                continue
-            if row.status != "idle" or row.raw_status not in ("idle", ""):
-                continue
-            delivered = task.review_started_at if task.status is TaskStatus.REVIEW else (
-                task.started_at)
-            if delivered is None or not self.finished(row, screens.get(holder, ""), task,
-                                                      delivered, now):
-                continue
-            full = self._screen(holder)
-            if task.marker and task.marker not in full:
-                full = self._screen(holder, history=LOST_HISTORY)
-                if task.marker not in full:
-                    # Idle, but the delivery is nowhere in its scrollback: the agent was
-                    # restarted (or its history cleared) between two ticks, so it never did it.
-                    self._fail(task, f"{holder} lost the task (restarted or cleared since "
-                               "delivery)", now)
-                    continue
-            output = after_marker(full, task.marker) or ""
-            if task.status is TaskStatus.REVIEW:
-                verdict = parse_verdict(full, after=task.marker)
-                if verdict is None:
-                    verdict = (False, "the reviewer answered without a VERDICT line")
-                approved, feedback = verdict
-                self.store.review_verdict(task.id, approved, feedback or None, now)
-                self._outcome(holder, True, now)
-            else:
-                self.store.complete(task.id, trim_result(result_text(output)) or None, now)
-                self._outcome(holder, True, now)
+            self._safely(task, "watch", self._watch_one, task, rows, screens, now)
 
-    def finished(self, row: AgentRow, screen: str, task: Task, delivered: float,
-                 now: float) -> bool:
-        """Whether an idle holder has finished the task it was given.
+    def _watch_one(self, task: Task, rows: dict[str, AgentRow], screens: dict[str, str],
+                   now: float) -> None:
+        holder = task.holder or ""
+        row = rows.get(holder)
+        if row is None or row.state != "running":
+            how = f" (status {row.exit_code})" if row is not None and row.exit_code else ""
+            self._fail(task, f"{holder} exited{how} while holding it", now)
+            return
+        if task.holder_id and row.identity and row.identity != task.holder_id:
+            # Another process runs in its window than the one that took the task: it was
+            # restarted, and whatever runs now never saw the task.
+            self._fail(task, f"{holder} lost the task: it was restarted since delivery", now)
+            return
+        if row.status == "stalled":
+            self._fail(task, f"{holder} stalled (silent while working)", now)
+            return
+        if row.raw_status in ("working", "needs-input"):
+            self.worked.add(task.id)
+        if row.status != "idle" or row.raw_status not in ("idle", ""):
+            return
+        delivered = task.review_started_at if task.status is TaskStatus.REVIEW else (
+            task.started_at)
+        pats = self.patterns(holder)
+        screen = screens.get(holder, "")
+        look = self._look(holder, screen, delivered)
+        if not proof.finished(look, task.marker, task.taken_screen, pats,
+                              worked=task.id in self.worked):
+            return
+        full = self._screen(holder, history=HISTORY) if (
+            task.marker and task.marker not in screen) else screen
+        output = proof.output_after(full, task.marker, pats)
+        if output is None:  # no marker on screen: its last lines are the answer
+            output = "\n".join(full.rstrip().split("\n")[-40:])
+        if task.status is TaskStatus.REVIEW:
+            verdict = parse_verdict(output)
+            if verdict is None:
+                verdict = (False, "the reviewer answered without a VERDICT line")
+            approved, feedback = verdict
+            self.store.review_verdict(task.id, approved, feedback or None, now)
+        else:
+            self.store.complete(task.id, trim_result(output.strip()) or None, now)
+        self.worked.discard(task.id)
+        self._outcome(holder, True, now)
 
-        Idle (held and as last seen) and either the idle spell began after the delivery, or,
-        for work quicker than the debounce, the delivered marker is on screen with the
-        agent's output and prompt after it, at least :data:`QUICK_TASK` seconds on.
-        """
-        if row.since > delivered:
-            return True
-        if now - delivered < QUICK_TASK:
-            return False
-        if not (task.marker and task.marker in screen):
-            screen = self._screen(row.target)
-        return prompt_follows(screen, task.marker)
-
-    def dispatch(self, rows: dict[str, AgentRow], now: float) -> None:
+    def dispatch(self, rows: dict[str, AgentRow], screens: dict[str, str], now: float) -> None:
         squad = self.live.squad
         cands = candidates(squad, rows, self.store, now)
+        sent: list[Task] = []
         reviews = self.store.reviews_waiting()
         if reviews:
             # A reviewer named by the task gets its reviews even when it takes no tasks.
             named = [replace(c, dispatch=True) for c in cands]
             done = plan([Job(t.id, target=t.review_by) for t in reviews], named, "least-loaded")
             for task_id, _target in done:
-                self._deliver(task_id, review=True, now=now)
+                sent += self._send(task_id, rows, screens, review=True, now=now)
             cands = occupy(cands, done)
         ready = self.store.queued_ready(now)
-        if not ready:
-            return
-        rr = self.store.get_value("rr", {}) or {}
-        done = plan(ready, cands, squad.dispatch_policy, rr_state=rr, rng=self.rng)
-        if squad.dispatch_policy == "round-robin":
-            self.store.set_value("rr", rr)
-        for task_id, target in done:
-            self._deliver(task_id, target=target, now=now)
+        if ready:
+            rr = self.store.get_value("rr", {}) or {}
+            done = plan(ready, cands, squad.dispatch_policy, rr_state=rr, rng=self.rng)
+            if squad.dispatch_policy == "round-robin":
+                self.store.set_value("rr", rr)
+            for task_id, target in done:
+                sent += self._send(task_id, rows, screens, target=target, now=now)
+        if sent:
+            self._quick_look(sent)
 
-    def _deliver(self, task_id: int, *, now: float, target: str | None = None,
-                 review: bool = False) -> None:
+    def _send(self, task_id: int, rows: dict[str, AgentRow], screens: dict[str, str], *,
+              now: float, target: str | None = None, review: bool = False) -> list[Task]:
+        """Commit, record, paste, press Enter. Returns the task if its text went out."""
         try:
             task = (self.store.assign_review(task_id, now) if review
                     else self.store.assign(task_id, target, now))
         except TaskError:
-            return  # cancelled or changed since the plan
-        holder = task.holder
-        agent = self.live.squad.agent(holder) if holder else None
-        text = task.review_text() if review else task.delivery_text()
+            return []  # cancelled or changed since the plan
+        holder = task.holder or ""
+        agent = self.live.squad.agent(holder)
+        pane = self.live.pane(agent) if agent else None
+        row = rows.get(holder)
         try:
-            if agent is None:
-                raise SquadError(f"{holder} is not in the squad")
-            control.send(self.live, agent, text.encode(), by=self.by,
-                         reason=f"{'review of ' if review else ''}task #{task.id}")
+            if agent is None or pane is None or pane.dead or row is None:
+                raise SquadError(f"{holder} has no running window")
+            pats = self.patterns(holder)
+            text = task.review_text(pats.marker) if review else task.delivery_text(pats.marker)
+            data = text.encode()
+            token = task.delivery_token or ""
+            task = self.store.mark_sending(task.id, token, row.identity,
+                                           proof.screen_hash(screens.get(holder, "")))
+            self.live.tmux.paste(pane.pane_id, data, enter=False)
+            task = self.store.mark_pasted(task.id, token)
+            if self.on_delivered is not None:
+                self.on_delivered(holder)  # busy from now on: no second task meanwhile
+            delay = max(agent.submit_delay, pats.submit_delay)
+            if delay:
+                time.sleep(delay)  # some programs take an Enter right after a paste as a
+                # newline inside it
+            task = self.store.count_enter(task.id, token)
+            self.live.tmux.send_keys(pane.pane_id, "Enter")
+        except TaskError:
+            return []  # cancelled while being sent: the next ticks settle what arrived
         except SquadError as exc:
-            self.store.unassign(task.id, f"delivery failed: {exc}", time.time())
-            return
-        self.store.mark_delivered(task.id, time.time(), token=task.delivery_token)
-        if self.on_delivered is not None and holder:
-            self.on_delivered(holder)
+            try:
+                self.store.unassign(task.id, f"delivery failed: {exc}", time.time())
+            except SquadError:
+                pass  # the next tick's confirm settles it from the screen
+            return []
+        events.record_quietly(self.live.squad.name, "send", target=holder, by=self.by,
+                      reason=f"{'review of ' if review else ''}task #{task.id}",
+                      bytes=len(data), preview=data[:120].decode("utf-8", "replace"))
+        return [task]
+
+    def _quick_look(self, sent: list[Task]) -> None:
+        """Wait a moment for the agents just handed text to show they took it up (one batched
+        capture per look); what is not confirmed by then is left to the next ticks."""
+        waiting = {t.id: t for t in sent}
+        deadline = time.monotonic() + QUICK_LOOK
+        delay = 0.03
+        while waiting and time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.15)
+            panes = {}
+            for t in waiting.values():
+                agent = self.live.squad.agent(t.holder or "")
+                pane = self.live.pane(agent) if agent else None
+                if pane is not None:
+                    panes[pane.pane_id] = t
+            try:
+                shots = self.live.tmux.capture(panes)
+            except SquadError:
+                return
+            self.hooks.poll()
+            for pane_id, t in panes.items():
+                if pane_id in shots and self._confirmed(t, shots[pane_id], time.time()):
+                    waiting.pop(t.id, None)
 
     def annotate(self, snap: Snapshot, now: float) -> Snapshot:
         """Each agent's current task and breaker state, for the UI and `squad ls`."""

@@ -31,3 +31,26 @@ class TmuxError(SquadError):
 
 class ControlError(SquadError):
     """A pause, resume or stop that did not take effect on every process."""
+
+
+class StorageError(SquadError):
+    """squad's own files cannot be written or read: a full disk, a read-only or missing state
+    directory, a file replaced by something squad will not follow (a symlink)."""
+
+
+def storage_error(path: object, exc: OSError) -> StorageError:
+    """One line for an OSError on one of squad's own files, saying what to do about it."""
+    import errno
+
+    code = exc.errno
+    if code == errno.ENOSPC or code == errno.EDQUOT:
+        why = "the disk is full; free some space"
+    elif code == errno.EROFS:
+        why = "the file system is read-only; point SQUAD_HOME at a writable directory"
+    elif code in (errno.EACCES, errno.EPERM):
+        why = "permission denied; make it writable by you or point SQUAD_HOME elsewhere"
+    elif code == errno.ELOOP:
+        why = "it is a symbolic link, which squad never follows for its own files; remove it"
+    else:
+        why = exc.strerror or str(exc)
+    return StorageError(f"cannot write {path}: {why}")

@@ -9,44 +9,66 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from squad.state import squad_dir
+from squad.errors import StorageError, storage_error
+from squad.procs import system_cpu_times
+from squad.state import NOFOLLOW, squad_dir
+
+log = logging.getLogger(__name__)
 
 SOURCES = ("cli", "ui", "policy", "supervisor", "agent")
+
+
+MAX_BYTES = 8 * 1024 * 1024  # the live log is rotated past this size ...
+KEEP = 5  # ... into events.1.jsonl (newest) to events.5.jsonl (oldest, then dropped)
 
 
 def log_path(squad: str) -> Path:
     return squad_dir(squad) / "events.jsonl"
 
 
+def rotated_paths(path: Path) -> list[Path]:
+    """The rotated logs of ``path``, oldest first (events.5.jsonl ... events.1.jsonl)."""
+    return [path.with_name(f"{path.stem}.{i}{path.suffix}") for i in range(KEEP, 0, -1)]
+
+
 _cpu_prev: tuple[float, float] | None = None
 
 
-def system_state() -> dict[str, float]:
-    """System CPU % (since the previous call in this process, else since boot) and memory %."""
+def system_state(squad: str | None = None) -> dict[str, float | None]:
+    """System CPU % and memory % for an event.
+
+    CPU is measured between two readings: since the previous call in this process, else
+    taken from the snapshot a running supervisor published for ``squad`` (at most a few
+    seconds old); when neither exists it is None (unknown) rather than an average since boot.
+    """
     global _cpu_prev
-    cpu = mem = 0.0
+    cpu: float | None = None
+    now = system_cpu_times()
+    if now is not None and _cpu_prev is not None and now[1] > _cpu_prev[1]:
+        cpu = round(100.0 * (1 - (now[0] - _cpu_prev[0]) / (now[1] - _cpu_prev[1])), 1)
+    if now is not None:
+        _cpu_prev = now
+    if cpu is None and squad is not None:
+        from squad.snapshot import read_published_system
+
+        cpu = read_published_system(squad)
+    mem: float | None = None
     try:
-        with open("/proc/stat") as f:
-            fields = [float(x) for x in f.readline().split()[1:]]
-        idle, total = fields[3] + fields[4], sum(fields)
-        before = _cpu_prev or (0.0, 0.0)
-        _cpu_prev = (idle, total)
-        if total > before[1]:
-            cpu = 100.0 * (1 - (idle - before[0]) / (total - before[1]))
         with open("/proc/meminfo") as f:
             info = {line.split(":")[0]: float(line.split()[1]) for line in f}
-        mem = 100.0 * (1 - info["MemAvailable"] / info["MemTotal"])
-    except (OSError, ValueError, KeyError, IndexError):
+        mem = round(100.0 * (1 - info["MemAvailable"] / info["MemTotal"]), 1)
+    except (OSError, ValueError, KeyError, IndexError, ZeroDivisionError):
         import psutil
 
-        cpu, mem = psutil.cpu_percent(None), psutil.virtual_memory().percent
-    return {"cpu": round(cpu, 1), "mem": round(mem, 1)}
+        mem = round(psutil.virtual_memory().percent, 1)
+    return {"cpu": cpu, "mem": mem}
 
 
 def record(
@@ -56,10 +78,11 @@ def record(
     target: str | None = None,
     by: str = "cli",
     reason: str | None = None,
-    system: dict[str, float] | None = None,
+    system: dict[str, float | None] | None = None,
     **data: object,
 ) -> dict[str, object]:
-    """Append one event to the squad's audit log and return it."""
+    """Append one event to the squad's audit log and return it. Raises
+    :class:`squad.errors.StorageError` when the log cannot be written."""
     now = time.time()
     event: dict[str, object] = {
         "ts": round(now, 3),
@@ -69,25 +92,91 @@ def record(
         "target": target,
         "by": by,
         "reason": reason,
-        "system": system if system is not None else system_state(),
+        "system": system if system is not None else system_state(squad),
     }
     event.update({k: v for k, v in data.items() if v is not None})
-    append(log_path(squad), event)
+    path = log_path(squad)
+    try:
+        append(path, event, rotate=True)
+    except OSError as exc:
+        raise storage_error(path, exc) from None
     return event
 
 
-def append(path: Path, event: dict[str, object]) -> None:
-    line = (json.dumps(event, ensure_ascii=False, default=str) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+def record_quietly(squad: str, action: str, **kw: object) -> dict[str, object] | None:
+    """:func:`record` for the supervisor's own bookkeeping: a log that cannot be written
+    (a full disk) is logged and skipped, so supervision goes on and recovers by itself."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+        return record(squad, action, **kw)  # type: ignore[arg-type]
+    except StorageError as exc:
+        log.warning("event %s not recorded: %s", action, exc)
+        return None
+
+
+def append(path: Path, event: dict[str, object], *, rotate: bool = False) -> None:
+    """One event as one ``write`` under an exclusive lock, never through a symbolic link.
+    With ``rotate``, a log past :data:`MAX_BYTES` is rotated under the same lock. Raises
+    OSError."""
+    line = (json.dumps(event, ensure_ascii=False, default=str) + "\n").encode()
+    for _ in range(5):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path, follow_symlinks=False).st_ino
+            except FileNotFoundError:
+                current = None
+            if current != os.fstat(fd).st_ino:
+                continue  # rotated while this writer waited for the lock: open the new one
+            os.write(fd, line)
+            if rotate and os.fstat(fd).st_size > MAX_BYTES:
+                _rotate(path)
+            return
+        finally:
+            os.close(fd)
+    raise OSError(f"{path} kept changing while writing to it")
+
+
+def _rotate(path: Path) -> None:
+    """events.jsonl -> events.1.jsonl -> ... -> events.5.jsonl (the oldest is dropped).
+    Called with the live file's lock held; renames keep what readers hold open valid."""
+    older = rotated_paths(path)  # oldest first
+    try:
+        older[0].unlink()
+    except FileNotFoundError:
+        pass
+    for src, dst in zip(older[1:], older[:-1], strict=True):
+        try:
+            os.rename(src, dst)
+        except FileNotFoundError:
+            pass
+    os.rename(path, older[-1])
+
+
+def valid(event: object) -> bool:
+    """Whether a parsed line is an event squad wrote: an object with a string action, a
+    numeric time, and strings (or nothing) where strings belong. Anything else in the file
+    (another program's line, a hand edit, a torn write) is skipped and counted."""
+    if not isinstance(event, dict):
+        return False
+    ts = event.get("ts")
+    if not isinstance(event.get("action"), str) or isinstance(ts, bool) or not isinstance(
+            ts, int | float) or ts != ts:
+        return False
+    for key in ("target", "by", "reason", "time", "squad", "error", "result", "status"):
+        value = event.get(key)
+        if value is not None and not isinstance(value, str):
+            return False
+    system = event.get("system")
+    if system is not None and not (isinstance(system, dict) and all(
+            v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+            for v in system.values())):
+        return False
+    return True
 
 
 def _matches(event: dict, target: str | None, since: float | None) -> bool:
-    if since is not None and float(event.get("ts", 0)) < since:
+    if since is not None and float(event["ts"]) < since:
         return False
     if target:
         t = event.get("target") or ""
@@ -97,46 +186,127 @@ def _matches(event: dict, target: str | None, since: float | None) -> bool:
     return True
 
 
-def read(squad: str, *, target: str | None = None, since: float | None = None) -> list[dict]:
-    """Events in the order they were written, filtered by target (agent or team) and time."""
-    path = log_path(squad)
-    if not path.exists():
-        return []
-    events = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
+def _parse(line: bytes) -> dict | None:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if valid(event) else None
+
+
+class Tail:
+    """Reads a squad's audit trail incrementally, across rotations: each :meth:`read` returns
+    only the events appended since the last one. ``skipped`` counts lines that were not
+    events. The UI's events panel and ``squad events --follow`` use it."""
+
+    def __init__(self, squad: str, *, history: bool = True) -> None:
+        """``history``: also read the rotated files (all of the trail); otherwise start at
+        the beginning of the live file."""
+        self.path = log_path(squad)
+        self.skipped = 0
+        self._fd: int | None = None
+        self._inode: int | None = None
+        self._partial = b""
+        self._backlog = [p for p in rotated_paths(self.path) if p.exists()] if history else []
+
+    def _open(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | NOFOLLOW)
+        except OSError:
+            return False
+        self.close()
+        self._fd, self._inode, self._partial = fd, os.fstat(fd).st_ino, b""
+        return True
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _lines(self, data: bytes) -> list[dict]:
+        data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        out = []
+        for line in lines:
+            if not line.strip():
+                continue
+            event = _parse(line)
+            if event is None:
+                self.skipped += 1
+            else:
+                out.append(event)
+        return out
+
+    def read(self) -> list[dict]:
+        out: list[dict] = []
+        while self._backlog:  # rotated files first, oldest first, read whole
+            path = self._backlog.pop(0)
             try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # a torn last line from a crash: skip it
-            if _matches(event, target, since):
-                events.append(event)
-    return events
+                fd = os.open(path, os.O_RDONLY | NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                out += self._lines(_read_all(fd))
+                if self._partial:
+                    out += self._lines(b"\n")
+            finally:
+                os.close(fd)
+        if self._fd is None and not self._open():
+            return out
+        assert self._fd is not None
+        out += self._lines(_read_all(self._fd))
+        try:
+            current = os.stat(self.path, follow_symlinks=False).st_ino
+        except FileNotFoundError:
+            current = None
+        if current is not None and current != self._inode:
+            # Rotated: what was appended to the old file before the rename is read above;
+            # the new file is read from its start.
+            if self._partial:
+                out += self._lines(b"\n")
+            if self._open():
+                out += self._lines(_read_all(self._fd))
+        return out
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read(squad: str, *, target: str | None = None, since: float | None = None,
+         skipped: list[int] | None = None) -> list[dict]:
+    """Events in the order they were written (rotated files included), filtered by target
+    (agent or team) and time. Lines that are not events are skipped; their count is
+    appended to ``skipped`` when a list is given."""
+    tail = Tail(squad)
+    try:
+        found = [e for e in tail.read() if _matches(e, target, since)]
+    finally:
+        tail.close()
+    if skipped is not None:
+        skipped.append(tail.skipped)
+    return found
 
 
 def follow(
     squad: str, *, target: str | None = None, since: float | None = None, poll: float = 0.2
 ) -> Iterator[dict]:
     """Yield existing events, then new ones as they are appended, until interrupted."""
-    path = log_path(squad)
-    path.touch(mode=0o600, exist_ok=True)
-    with open(path, encoding="utf-8", errors="replace") as f:
-        partial = ""
+    tail = Tail(squad)
+    try:
         while True:
-            chunk = f.readline()
-            if not chunk:
+            batch = tail.read()
+            for event in batch:
+                if _matches(event, target, since):
+                    yield event
+            if not batch:
                 time.sleep(poll)
-                continue
-            partial += chunk
-            if not partial.endswith("\n"):
-                continue
-            line, partial = partial, ""
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if _matches(event, target, since):
-                yield event
+    finally:
+        tail.close()
 
 
 def parse_since(text: str, now: float | None = None) -> float:

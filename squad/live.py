@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from squad import layout as layout_mod
-from squad.errors import SquadError, TargetError
+from squad.errors import SquadError, TargetError, storage_error
 from squad.layout import Agent, Squad
-from squad.state import squad_dir, state_home
+from squad.state import squad_dir, state_home, write_private
 from squad.tmux import Pane, Tmux
 
 DEFAULT_SOCKET = "squad"
@@ -34,11 +34,10 @@ def saved_layout_path(name: str) -> Path:
 def save_layout(squad: Squad) -> Path:
     """Keep the resolved layout in the state directory (private, atomically replaced)."""
     path = saved_layout_path(squad.name)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(layout_mod.dump(squad))
-    os.replace(tmp, path)
+    try:
+        write_private(path, layout_mod.dump(squad).encode("utf-8"))
+    except OSError as exc:
+        raise storage_error(path, exc) from None
     return path
 
 

@@ -174,7 +174,9 @@ class Sampler:
     def __init__(self) -> None:
         self.prev: Table | None = None
         self.table: Table | None = None
-        self._prev_cpu: tuple[float, float] | None = None
+        # A first reading now, so the first system figure covers the time since this
+        # sampler was made, not the average since boot.
+        self._prev_cpu: tuple[float, float] | None = system_cpu_times()
 
     def sample(self) -> Table:
         self.prev, self.table = self.table, scan()
@@ -200,19 +202,16 @@ class Sampler:
         return Usage(round(cpu, 1), rss, len(pids), stopped, tuple(pids))
 
     def system(self) -> System:
-        """System CPU % since the previous call (first call: since boot) and memory %."""
+        """System CPU % since the previous call (first call: since this sampler was made)
+        and memory %."""
         cpu = 0.0
         if LINUX:
-            try:
-                with open("/proc/stat") as f:
-                    fields = [float(x) for x in f.readline().split()[1:]]
-                idle, total = fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields)
-                before = self._prev_cpu or (0.0, 0.0)
-                self._prev_cpu = (idle, total)
-                if total > before[1]:
-                    cpu = 100.0 * (1 - (idle - before[0]) / (total - before[1]))
-            except (OSError, ValueError, IndexError):
-                pass
+            now = system_cpu_times()
+            before = self._prev_cpu
+            if now is not None:
+                self._prev_cpu = now
+                if before is not None and now[1] > before[1]:
+                    cpu = 100.0 * (1 - (now[0] - before[0]) / (now[1] - before[1]))
         else:
             import psutil
 
@@ -222,10 +221,67 @@ class Sampler:
         return System(round(cpu, 1), round(psutil.virtual_memory().percent, 1))
 
 
+def system_cpu_times() -> tuple[float, float] | None:
+    """(idle, total) jiffies of the whole machine from /proc/stat (Linux), else None."""
+    if not LINUX:
+        return None
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(x) for x in f.readline().split()[1:]]
+        return fields[3] + (fields[4] if len(fields) > 4 else 0.0), sum(fields)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 # -- control ---------------------------------------------------------------------------
 
 
-def _send(pid: int, sig: int) -> bool:
+def _start_of(pid: int) -> float | None:
+    """A process's start time (clock ticks since boot), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+        return float(raw[raw.rfind(b")") + 2 :].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+_PIDFD = LINUX and hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal")
+
+
+def _send(pid: int, sig: int, start: float | None = None) -> bool:
+    """Signal the process ``pid`` if it is still the one that started at ``start``.
+
+    pids are recycled (pid_max may be as low as 32768), so a pid seen a moment ago may name
+    another process now. With ``start``, the process is pinned with a pidfd first and its
+    start time checked, so the signal reaches exactly the process that was seen, or nothing.
+    Returns whether it was sent.
+    """
+    if start is not None and LINUX:
+        if not _PIDFD:
+            if _start_of(pid) != start:
+                return False
+        else:
+            try:
+                fd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                return False
+            except OSError:
+                fd = None  # pidfds not allowed here: the start time check alone
+            try:
+                if _start_of(pid) != start:
+                    return False  # recycled: another process has this pid now
+                if fd is not None:
+                    signal.pidfd_send_signal(fd, sig)
+                    return True
+            except ProcessLookupError:
+                return False
+            except PermissionError as exc:
+                raise ControlError(f"not allowed to signal process {pid}: {exc.strerror}"
+                                   ) from None
+            finally:
+                if fd is not None:
+                    os.close(fd)
     try:
         os.kill(pid, sig)
         return True
@@ -269,33 +325,43 @@ def pause_tree(root: int, *, timeout: float = 2.0) -> list[int]:
 
     Stops the agent first, then its descendants breadth first, then sweeps the table again
     for children forked meanwhile, until a sweep finds nothing new. Succeeds only when every
-    member reports the stopped state; otherwise raises :class:`ControlError` naming them.
+    member reports the stopped state; otherwise resumes what it stopped (a half-stopped tree
+    is worse than none) and raises :class:`ControlError` naming the processes.
     """
-    stopped: list[int] = []
+    stopped: list[tuple[int, float]] = []
     seen: set[int] = set()
     for _ in range(10):
-        new = [p for p in scan().tree(root) if p not in seen]
+        table = scan()
+        new = [p for p in table.tree(root) if p not in seen]
         if not new:
             break
         for pid in new:
             seen.add(pid)
-            if _send(pid, signal.SIGSTOP):
-                stopped.append(pid)
+            start = table.procs[pid].start
+            if _send(pid, signal.SIGSTOP, start):
+                stopped.append((pid, start))
+    pids = [p for p, _ in stopped]
 
     def all_stopped() -> bool:
-        return all(state in STOPPED_STATES for _, state in _live(stopped))
+        return all(state in STOPPED_STATES for _, state in _live(pids))
 
     if not _wait_until(all_stopped, timeout):
-        bad = [pid for pid, state in _live(stopped) if state not in STOPPED_STATES]
-        raise ControlError(f"these processes did not stop: {_names(bad)}")
-    return stopped
+        bad = [pid for pid, state in _live(pids) if state not in STOPPED_STATES]
+        names = _names(bad)
+        for pid, start in reversed(stopped):
+            _send(pid, signal.SIGCONT, start)
+        raise ControlError(f"these processes did not stop: {names}; the "
+                           f"{len(stopped)} that did were resumed, so the agent runs on")
+    return pids
 
 
 def resume_tree(root: int, *, timeout: float = 2.0) -> list[int]:
     """SIGCONT every process below ``root`` in reverse stop order (deepest first)."""
-    pids = list(reversed(scan().tree(root)))
-    for pid in pids:
-        _send(pid, signal.SIGCONT)
+    table = scan()
+    members = [(p, table.procs[p].start) for p in reversed(table.tree(root))]
+    for pid, start in members:
+        _send(pid, signal.SIGCONT, start)
+    pids = [p for p, _ in members]
 
     def none_stopped() -> bool:
         return not any(state in STOPPED_STATES for _, state in _live(pids))
@@ -306,18 +372,60 @@ def resume_tree(root: int, *, timeout: float = 2.0) -> list[int]:
     return pids
 
 
-def terminate_trees(roots: Iterable[int], *, grace: float = 10.0) -> list[int]:
-    """End every process below each root: SIGTERM (and SIGCONT, so stopped ones can act on
-    it), wait up to ``grace`` seconds, then SIGKILL whatever is left, including children
-    forked meanwhile and ones that called setsid. Returns the pids that had to be killed.
+def tagged(env: dict[str, str], *, exclude: Iterable[int] = ()) -> list[tuple[int, float]]:
+    """Processes whose environment carries every ``NAME=VALUE`` of ``env`` (Linux), as
+    (pid, start): squad tags each agent's window with its squad, socket, team and agent, and
+    descendants inherit that, so this finds what escaped an agent's tree (re-parented to init
+    after its parent died) unless it cleared its own environment. ``exclude`` and this
+    process's own ancestors are left out (an agent may run ``squad down`` itself)."""
+    if not LINUX:
+        return []
+    wanted = [f"{k}={v}".encode() for k, v in env.items()]
+    skip = set(exclude) | set(_ancestors(os.getpid()))
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in skip:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+        except OSError:
+            continue
+        if all(w in environ for w in wanted):
+            start = _start_of(int(name))
+            if start is not None:
+                found.append((int(name), start))
+    return found
+
+
+def _ancestors(pid: int) -> list[int]:
+    out = []
+    while pid > 1 and len(out) < 100:
+        out.append(pid)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                raw = f.read()
+            pid = int(raw[raw.rfind(b")") + 2 :].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return out
+
+
+def terminate_trees(roots: Iterable[int], *, grace: float = 10.0,
+                    extra: Iterable[tuple[int, float]] = ()) -> list[int]:
+    """End every process below each root, and the ``extra`` (pid, start) processes: SIGTERM
+    (and SIGCONT, so stopped ones can act on it), wait up to ``grace`` seconds, then SIGKILL
+    whatever is left, including children forked meanwhile and ones that called setsid.
+    Returns the pids that had to be killed.
     """
     roots = list(roots)
     table = scan()
     members = {(p, table.procs[p].start) for r in roots for p in table.tree(r)}
-    for pid, _ in members:
-        _send(pid, signal.SIGTERM)
-    for pid, _ in members:
-        _send(pid, signal.SIGCONT)
+    members |= set(extra)
+    for pid, start in members:
+        _send(pid, signal.SIGTERM, start)
+    for pid, start in members:
+        _send(pid, signal.SIGCONT, start)
 
     def remaining() -> set[tuple[int, float]]:
         now = scan()
@@ -340,8 +448,8 @@ def terminate_trees(roots: Iterable[int], *, grace: float = 10.0) -> list[int]:
         left = remaining()
         if not left:
             break
-        for pid, _ in left:
-            if _send(pid, signal.SIGKILL):
+        for pid, start in left:
+            if _send(pid, signal.SIGKILL, start):
                 killed.append(pid)
         _wait_until(lambda: not remaining(), 1.0)
     if left := remaining():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from collections import deque
@@ -20,9 +21,11 @@ from pathlib import Path
 from squad import procs
 from squad.layout import Agent
 from squad.live import Live
-from squad.state import squad_dir
+from squad.state import NOFOLLOW, squad_dir, write_private
 from squad.status import Evidence, StatusTracker, patterns_for
 from squad.tmux import Pane
+
+log = logging.getLogger(__name__)
 
 STATUS_TAIL = 60  # screen lines kept per agent in a snapshot (the bottom of the screen)
 
@@ -56,6 +59,16 @@ class AgentRow:
     task_id: int | None = None
     breaker: str = "closed"
     raw_status: str = ""  # the latest single observation, before debouncing
+    wrapper_start: float | None = None  # the wrapper's start time: with its pid, an identity
+
+    @property
+    def identity(self) -> str | None:
+        """Which process runs the agent's window now ("pane:pid:start"): a restart, a respawn
+        or a new server gives another, so a task's holder can be told apart from its
+        successor in the same window."""
+        if self.pane_id is None or self.wrapper_pid is None or self.state != "running":
+            return None
+        return f"{self.pane_id}:{self.wrapper_pid}:{self.wrapper_start or 0:g}"
 
     @property
     def target(self) -> str:
@@ -155,6 +168,7 @@ class Observer:
         table = self.sampler.table
         kids = table.children.get(pane.pid or -1, []) if table else []
         pid = kids[0] if kids and not pane.dead else None
+        wrapper = table.procs.get(pane.pid or -1) if table else None
         key = (pane.pane_id, pane.pid)
         started = self.started.get(agent.target)
         if started is None or started[:2] != key:
@@ -189,6 +203,7 @@ class Observer:
             pane_id=pane.pane_id,
             since=wall - (now - tracker.since),
             raw_status=str(tracker.raw or status),
+            wrapper_start=wrapper.start if wrapper is not None else None,
             **base,
         )
 
@@ -219,40 +234,67 @@ def published_path(squad: str) -> Path:
     return squad_dir(squad) / "snapshot.json"
 
 
-def publish(snap: Snapshot, extra: dict[str, object] | None = None) -> None:
-    """Write the snapshot for other processes (``squad ls``), atomically, private."""
+def publish(snap: Snapshot, extra: dict[str, object] | None = None) -> bool:
+    """Write the snapshot for other processes (``squad ls``), atomically, private.
+
+    Best effort: on a full or read-only disk nothing is published (and no temporary file is
+    left behind); the next tick tries again. Returns whether it was written."""
     path = published_path(snap.squad)
     data = snap.to_json() | {"pid": os.getpid()} | (extra or {})
-    tmp = path.with_name(f"snapshot.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    try:
+        write_private(path, json.dumps(data).encode())
+    except OSError as exc:
+        log.warning("snapshot not published: %s", exc)
+        return False
+    return True
+
+
+def read_published_system(squad: str, max_age: float = 5.0) -> float | None:
+    """The system CPU % a running supervisor measured last, if it is recent."""
+    try:
+        fd = os.open(published_path(squad), os.O_RDONLY | NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            data = json.loads(f.read())
+        if time.time() - float(data.get("at", 0)) <= max_age:
+            return float(data["cpu"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return None
 
 
 def read_published(squad: str, max_age: float = 3.0) -> Snapshot | None:
     """The snapshot a live supervisor published within ``max_age`` seconds, if any."""
-    path = published_path(squad)
     try:
-        data = json.loads(path.read_text())
+        fd = os.open(published_path(squad), os.O_RDONLY | NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            data = json.loads(f.read())
+        if not isinstance(data, dict):
+            return None
     except (OSError, ValueError):
         return None
+    try:
+        return _published(data, max_age)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None  # not a snapshot squad wrote: as if none was published
+
+
+def _published(data: dict, max_age: float) -> Snapshot | None:
     if time.time() - float(data.get("at", 0)) > max_age:
         return None
+    pid = int(data.get("pid", 0))
+    if pid <= 0:
+        return None
     try:
-        os.kill(int(data.get("pid", 0)), 0)
-    except (OSError, ValueError):
+        os.kill(pid, 0)
+    except OSError:
         return None
     rows = []
     for a in data.get("agents", []):
         a = dict(a)
         a.pop("target", None)
         a["tags"] = tuple(a.get("tags") or ())
-        try:
-            rows.append(AgentRow(**a))
-        except TypeError:
-            return None
-    return Snapshot(data["squad"], data.get("socket", ""), float(data["at"]),
+        rows.append(AgentRow(**a))
+    return Snapshot(str(data["squad"]), str(data.get("socket", "")), float(data["at"]),
                     float(data.get("cpu", 0)), float(data.get("mem", 0)), tuple(rows))
 
 

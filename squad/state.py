@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from pathlib import Path
+
+from squad.errors import StorageError, storage_error
 
 
 def state_home() -> Path:
@@ -26,10 +29,72 @@ def squad_dir(name: str) -> Path:
 
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) if needed and make it readable by its owner only."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o700)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError as exc:
+        raise storage_error(path, exc) from None
     return path
+
+
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # squad's own files are never symbolic links
+MIN_FREE = 256 * 1024  # bytes a command needs free in the state directory to act
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically with ``data``, readable by its owner only.
+
+    The temporary file has a name of its own (pid and random), is created exclusively and
+    never through a symbolic link, and is removed on every failure (a full disk included):
+    two processes writing the same file at once each rename a whole file of their own.
+    Raises OSError.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o600)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def check_writable(path: Path | None = None) -> Path:
+    """Make sure squad can record what it is about to do, before it does anything: the state
+    directory (or ``path`` in it) exists, is writable, and has some free space. Raises a
+    :class:`StorageError` with one line saying what to fix."""
+    path = ensure_private_dir(path or state_home())
+    probe = path / f".probe-{os.getpid()}-{secrets.token_hex(3)}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o600)
+        os.close(fd)
+        os.unlink(probe)
+        st = os.statvfs(path)
+        free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
+    except OSError as exc:
+        raise storage_error(path, exc) from None
+    if free < MIN_FREE:
+        raise StorageError(f"cannot write {path}: the disk is full ({free // 1024} KiB free); "
+                           "free some space (nothing was done)")
+    for name in STATE_FILES:
+        if (path / name).is_symlink():
+            raise StorageError(f"{path / name} is a symbolic link, which squad never follows "
+                               "for its own files: remove it (nothing was done)")
+    return path
+
+
+# squad's own files in a squad's state directory; none of them may be a symbolic link.
+STATE_FILES = ("events.jsonl", "hooks.jsonl", "layout.toml", "snapshot.json", "tasks.db",
+               "tasks.db-wal", "tasks.db-shm", "supervisor.lock", "up.lock", "squad.log")
 
 
 def log_bug(context: str) -> str:
@@ -39,9 +104,9 @@ def log_bug(context: str) -> str:
 
     try:
         path = state_home() / "squad.log"
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o600)
         with os.fdopen(fd, "a") as f:
             f.write(f"--- squad {context}\n{traceback.format_exc()}\n")
         return str(path)
-    except OSError:
+    except (OSError, StorageError):
         return "(the log could not be written)"

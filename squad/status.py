@@ -92,6 +92,13 @@ class Patterns:
     input: tuple[re.Pattern[str], ...]
     tail_lines: int = 8  # bottom non-blank lines searched for busy and input patterns
     ready_lines: int = 1  # bottom non-blank lines searched for ready patterns
+    empty: tuple[re.Pattern[str], ...] = ()  # an empty input box (nothing typed or pasted)
+    submit_delay: float = 0.0  # seconds between pasting a prompt and pressing Enter
+    marker: str = "line"  # how the delivery marker is written: line | comment | none
+    collapses: bool = False  # shows a long paste as a placeholder, not as its text
+
+
+MARKER_STYLES = ("line", "comment", "none")
 
 
 @dataclass(frozen=True)
@@ -103,8 +110,12 @@ class PackSpec:
     ready: tuple[str, ...] = ()
     busy: tuple[str, ...] = ()
     input: tuple[str, ...] = ()
+    empty: tuple[str, ...] = ()
     tail_lines: int = 8
     ready_lines: int = 1
+    submit_delay: float = 0.0
+    marker: str = "line"
+    collapses: bool = False
 
     def patterns(self, ready: Iterable[str] = (), busy: Iterable[str] = (),
                  input: Iterable[str] = ()) -> Patterns:
@@ -116,6 +127,10 @@ class PackSpec:
             input=_compile_all((*input, *self.input), "input"),
             tail_lines=self.tail_lines,
             ready_lines=self.ready_lines,
+            empty=_compile_all(self.empty, "empty"),
+            submit_delay=self.submit_delay,
+            marker=self.marker,
+            collapses=self.collapses,
         )
 
 
@@ -131,7 +146,8 @@ def _compile_all(patterns: Iterable[str], kind: str) -> tuple[re.Pattern[str], .
     return tuple(_compile(p, kind) for p in dict.fromkeys(patterns))
 
 
-_PACK_KEYS = {"match", "ready", "busy", "input", "tail_lines", "ready_lines"}
+_PACK_KEYS = {"match", "ready", "busy", "input", "empty", "tail_lines", "ready_lines",
+              "submit_delay", "marker", "collapses"}
 
 
 @cache
@@ -145,11 +161,17 @@ def load_packs() -> dict[str, PackSpec]:
             raise ValueError(f"{PACKS_FILE}: [{name}] must be a table with keys "
                              f"{', '.join(sorted(_PACK_KEYS))}")
         lists = {k: tuple(str(x) for x in table.get(k, ())) for k in
-                 ("match", "ready", "busy", "input")}
+                 ("match", "ready", "busy", "input", "empty")}
         spec = PackSpec(name=name, tail_lines=int(table.get("tail_lines", 8)),
-                        ready_lines=int(table.get("ready_lines", 1)), **lists)
+                        ready_lines=int(table.get("ready_lines", 1)),
+                        submit_delay=float(table.get("submit_delay", 0.0)),
+                        marker=str(table.get("marker", "line")),
+                        collapses=bool(table.get("collapses", False)), **lists)
         if spec.tail_lines < 1 or spec.ready_lines < 1:
             raise ValueError(f"{PACKS_FILE}: [{name}] tail_lines and ready_lines must be >= 1")
+        if spec.marker not in MARKER_STYLES or not 0 <= spec.submit_delay <= 10:
+            raise ValueError(f"{PACKS_FILE}: [{name}] marker must be one of "
+                             f"{', '.join(MARKER_STYLES)}; submit_delay 0 to 10 seconds")
         spec.patterns()  # fail here, with the pattern named, if any regex is broken
         packs[name] = spec
     if "generic" not in packs:
@@ -372,7 +394,7 @@ def bottom_lines(screen: str, count: int) -> list[str]:
     return found
 
 
-def _matches(patterns: tuple[re.Pattern[str], ...], lines: list[str]) -> bool:
+def matches(patterns: tuple[re.Pattern[str], ...], lines: list[str]) -> bool:
     if not patterns or not lines:
         return False
     plain = "\n".join(lines)
@@ -393,15 +415,15 @@ def classify(ev: Evidence, pats: Patterns, stall_after: float = 120.0) -> Status
     # A line prompt on the last line means the program waits for input, whatever older
     # output above it says ("working step 3/3" just before the prompt). Programs that draw
     # their prompt box all the time (ready_lines > 1) say they work elsewhere on screen.
-    if (n_ready == 1 and _matches(pats.ready, bottom) and not _matches(pats.busy, bottom)
-            and not _matches(pats.input, bottom)):
+    if (n_ready == 1 and matches(pats.ready, bottom) and not matches(pats.busy, bottom)
+            and not matches(pats.input, bottom)):
         return Status.IDLE
-    if _matches(pats.input, tail[-n_tail:]):
+    if matches(pats.input, tail[-n_tail:]):
         return Status.NEEDS_INPUT
     stalled = ev.now - ev.changed_at > stall_after and ev.cpu < BUSY_CPU
-    if _matches(pats.busy, tail[-n_tail:]):
+    if matches(pats.busy, tail[-n_tail:]):
         return Status.STALLED if stalled else Status.WORKING
-    if _matches(pats.ready, tail[-n_ready:]):
+    if matches(pats.ready, tail[-n_ready:]):
         return Status.IDLE
     if stalled:
         return Status.STALLED

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from squad.dispatch import CLOSED, OPEN, Breaker, backoff
+from squad.errors import StorageError
 from squad.tasks import (
     MAX_REJECTIONS,
     Priority,
@@ -123,6 +124,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             value TEXT NOT NULL                      -- JSON
         )""",
     ),
+    (  # v2: the phases of one delivery (see Desk in squad/delivery.py)
+        "ALTER TABLE tasks ADD COLUMN holder_id TEXT",       # the holder's process identity
+        "ALTER TABLE tasks ADD COLUMN sent_at REAL",         # when the text went out
+        "ALTER TABLE tasks ADD COLUMN sent_screen TEXT",     # screen hash just before that
+        "ALTER TABLE tasks ADD COLUMN enters INTEGER NOT NULL DEFAULT 0",  # Enter presses
+        "ALTER TABLE tasks ADD COLUMN taken_screen TEXT",    # screen hash once taken up
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -134,6 +142,8 @@ _I_PRIORITY, _I_STATUS = COLUMNS.index("priority"), COLUMNS.index("status")
 _I_JSON = tuple(COLUMNS.index(n) for n in ("tags", "depends_on", "feedback"))
 _BY_RANK = tuple(Priority)
 _STATUS = {s.value: s for s in TaskStatus}
+NO_DELIVERY: dict[str, Any] = dict(holder_id=None, sent_at=None, sent_screen=None, enters=0,
+                                   taken_screen=None)
 _LIFECYCLE = {s.value: i for i, s in enumerate(TaskStatus)}
 
 
@@ -163,6 +173,103 @@ def db_path(squad: str) -> Path:
     return squad_dir(squad) / "tasks.db"
 
 
+class _Connection:
+    """One SQLite connection per database file per process, shared by every TaskStore that
+    opens the file (the supervisor, the UI's task panel and dispatch form all do).
+
+    squad never opens the database file itself: on POSIX, closing *any* descriptor of a file
+    drops every lock the process holds on it, so a stray ``open``/``close`` next to a live
+    connection makes SQLite in other processes believe this one is gone, and the last one to
+    close deletes the write-ahead log under it: later writes go to a deleted file and are
+    lost. SQLite creates the file; squad only changes its mode, by path.
+    """
+
+    _open: dict[str, _Connection] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, key: str, conn: sqlite3.Connection) -> None:
+        self.key = key
+        self.conn = conn
+        self.lock = threading.RLock()
+        self.users = 0
+
+    @classmethod
+    def get(cls, path: Path) -> _Connection:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = os.path.realpath(path)
+        with cls._guard:
+            shared = cls._open.get(key)
+            if shared is None:
+                shared = cls(key, _connect(path))
+                cls._open[key] = shared
+            shared.users += 1
+            return shared
+
+    def release(self) -> None:
+        with self._guard:
+            self.users -= 1
+            if self.users > 0:
+                return
+            self._open.pop(self.key, None)
+        with self.lock:
+            self.conn.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    if path.is_symlink():
+        raise StorageError(f"task database {path} is a symbolic link, which squad never "
+                           "follows for its own files: remove it")
+    try:
+        # autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                               timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as e:
+        raise _storage(path, e) from None
+    try:
+        for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            try:  # by path, never through a descriptor (see _Connection)
+                if p.stat().st_mode & 0o077:
+                    p.chmod(0o600)
+            except FileNotFoundError:
+                pass
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")  # -wal and -shm copy the file's mode
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        if _is_storage(e):
+            raise _storage(path, e) from None
+        raise TaskError(f"{path}: not a usable task database ({e}); move it aside "
+                        "to start an empty queue") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+_STORAGE_WORDS = ("disk is full", "readonly database", "read-only", "disk i/o error",
+                  "unable to open database", "no such file")
+
+
+def _is_storage(e: sqlite3.Error) -> bool:
+    text = str(e).lower()
+    return any(w in text for w in _STORAGE_WORDS)
+
+
+def _storage(path: Path, e: sqlite3.Error) -> StorageError:
+    text = str(e).lower()
+    if "disk is full" in text:
+        why = "the disk is full; free some space (nothing was changed)"
+    elif "readonly" in text or "read-only" in text:
+        why = ("it is read-only; make the state directory writable or point SQUAD_HOME "
+               "elsewhere (nothing was changed)")
+    else:
+        why = f"{e} (nothing was changed)"
+    return StorageError(f"task database {path}: {why}")
+
+
 class TaskStore:
     """The task queue in one SQLite file; safe to open from several processes at once.
 
@@ -174,29 +281,21 @@ class TaskStore:
     def __init__(self, path: Path | str, on_event: EventSink | None = None) -> None:
         self.path = Path(path)
         self.on_event = on_event
-        self._lock = threading.RLock()
         self._cache: dict[int, tuple[int, Task]] = {}  # id -> (rev, Task), see _cached_tasks
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        if self.path.stat().st_mode & 0o077:
-            self.path.chmod(0o600)
-        # autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT)
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                     timeout=BUSY_TIMEOUT_MS / 1000)
-        c = self._conn
+        self._shared = _Connection.get(self.path)
+        self._conn = self._shared.conn
+        self._lock = self._shared.lock
+        self._closed = False
         try:
-            c.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            c.execute("PRAGMA journal_mode = WAL")
-            c.execute("PRAGMA synchronous = NORMAL")
-            c.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-        except sqlite3.DatabaseError as e:
-            c.close()
-            raise TaskError(f"{self.path}: not a usable task database ({e}); move it aside "
-                            "to start an empty queue") from None
+            with self._lock:
+                self._migrate()
+        except sqlite3.OperationalError as e:
+            self.close()
+            if _is_storage(e):
+                raise _storage(self.path, e) from None
+            raise
         except BaseException:
-            c.close()
+            self.close()
             raise
 
     @classmethod
@@ -204,8 +303,9 @@ class TaskStore:
         return cls(db_path(squad), on_event)
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        if not self._closed:
+            self._closed = True
+            self._shared.release()
 
     def __enter__(self) -> TaskStore:
         return self
@@ -245,13 +345,20 @@ class TaskStore:
         """One write transaction; the events it collects are emitted after the commit."""
         events: list[dict[str, Any]] = []
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            conn = self._conn
             try:
-                yield self._conn, events
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn, events
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as e:
+                if _is_storage(e):
+                    raise _storage(self.path, e) from None
                 raise
-            self._conn.execute("COMMIT")
         for event in events:
             self._emit(event)
 
@@ -265,7 +372,12 @@ class TaskStore:
 
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
         with self._lock:
-            return self._conn.execute(sql, tuple(args)).fetchall()
+            try:
+                return self._conn.execute(sql, tuple(args)).fetchall()
+            except sqlite3.OperationalError as e:
+                if _is_storage(e):
+                    raise _storage(self.path, e) from None
+                raise
 
     def _tasks(self, where: str, args: Iterable[Any] = (), order: str = _ORDER) -> list[Task]:
         return [_task(r) for r in self._read(f"{_SELECT} WHERE {where}{order}", args)]
@@ -568,13 +680,54 @@ class TaskStore:
             task = self._update(conn, events, task, "task.assigned", now, target=agent,
                                 extra={"attempt": task.attempts + 1, "token": token},
                                 status=S.ASSIGNED, agent=agent, attempts=task.attempts + 1,
-                                assigned_at=now, started_at=None, delivery_token=token)
+                                assigned_at=now, started_at=None, delivery_token=token,
+                                **NO_DELIVERY)
+        return task
+
+    def mark_sending(self, task_id: int, token: str, holder_id: str | None,
+                     screen_hash: str | None) -> Task:
+        """Record, just before the text goes out, who receives it and what its screen looked
+        like (later changes are measured against that). Refuses a stale token (the task was
+        cancelled or reassigned meanwhile)."""
+        with self._write() as (conn, _):
+            task = self._current(conn, task_id, token)
+            conn.execute("UPDATE tasks SET sent_at = NULL, sent_screen = ?, holder_id = ?,"
+                         " enters = 0, rev = rev + 1 WHERE id = ?",
+                         (screen_hash, holder_id, task.id))
+            return replace(task, sent_at=None, sent_screen=screen_hash, holder_id=holder_id,
+                           enters=0)
+
+    def mark_pasted(self, task_id: int, token: str, now: float | None = None) -> Task:
+        """The text is in the holder's input (its Enter may still be missing): after a crash
+        the supervisor knows it must finish this delivery rather than send it again."""
+        now = time.time() if now is None else now
+        with self._write() as (conn, _):
+            task = self._current(conn, task_id, token)
+            conn.execute("UPDATE tasks SET sent_at = ?, rev = rev + 1 WHERE id = ?",
+                         (now, task.id))
+            return replace(task, sent_at=now)
+
+    def count_enter(self, task_id: int, token: str) -> Task:
+        """One more Enter was pressed to submit the current delivery."""
+        with self._write() as (conn, _):
+            task = self._current(conn, task_id, token)
+            conn.execute("UPDATE tasks SET enters = enters + 1, rev = rev + 1 WHERE id = ?",
+                         (task.id,))
+            return replace(task, enters=task.enters + 1)
+
+    def _current(self, conn: sqlite3.Connection, task_id: int, token: str) -> Task:
+        task = self._load(conn, task_id)
+        if token != task.delivery_token or task.holder is None:
+            raise TaskError(f"task #{task.id}: delivery {token} is stale (now "
+                            f"{task.delivery_token or 'none'})")
         return task
 
     def mark_delivered(self, task_id: int, now: float | None = None,
-                       token: str | None = None) -> Task:
-        """The text reached the holder: an assigned task becomes in_progress; a review handed
-        to its reviewer is marked started. With ``token``, refuses a stale delivery."""
+                       token: str | None = None, screen_hash: str | None = None) -> Task:
+        """The holder took the text up: an assigned task becomes in_progress; a review handed
+        to its reviewer is marked started. ``screen_hash`` is the holder's screen at that
+        moment (later output is measured against it). With ``token``, refuses a stale
+        delivery."""
         now = time.time() if now is None else now
         with self._write() as (conn, events):
             task = self._load(conn, task_id)
@@ -586,9 +739,9 @@ class TaskStore:
                     raise TaskError(f"task #{task.id} is waiting for review and was not handed"
                                     " to its reviewer")
                 return self._update(conn, events, task, "task.review_delivered", now,
-                                    review_started_at=now)
+                                    review_started_at=now, taken_screen=screen_hash)
             task = self._update(conn, events, task, "task.delivered", now,
-                                status=S.IN_PROGRESS, started_at=now)
+                                status=S.IN_PROGRESS, started_at=now, taken_screen=screen_hash)
         return task
 
     def unassign(self, task_id: int, reason: str, now: float | None = None) -> Task:
@@ -600,14 +753,15 @@ class TaskStore:
             if task.status is S.REVIEW and task.review_assigned_at is not None:
                 return self._update(conn, events, task, "task.unassigned", now, reason=reason,
                                     target=task.review_by, review_assigned_at=None,
-                                    review_started_at=None, delivery_token=None)
+                                    review_started_at=None, delivery_token=None,
+                                    **NO_DELIVERY)
             if task.status is not S.ASSIGNED:
                 raise TaskError(f"task #{task.id} is {task.status}; only an assigned task "
                                 "(not yet delivered) can be unassigned")
             task = self._update(conn, events, task, "task.unassigned", now, reason=reason,
                                 target=task.agent, status=S.QUEUED, agent=None,
                                 attempts=max(task.attempts - 1, 0), assigned_at=None,
-                                delivery_token=None, queued_at=now)
+                                delivery_token=None, queued_at=now, **NO_DELIVERY)
         return task
 
     def complete(self, task_id: int, result: str | None = None, now: float | None = None
@@ -649,7 +803,7 @@ class TaskStore:
             token = secrets.token_hex(4)
             task = self._update(conn, events, task, "task.review_assigned", now,
                                 target=task.review_by, extra={"token": token},
-                                review_assigned_at=now, delivery_token=token)
+                                review_assigned_at=now, delivery_token=token, **NO_DELIVERY)
         return task
 
     def review_verdict(self, task_id: int, approved: bool, feedback: str | None = None,

@@ -13,14 +13,15 @@ import os
 import signal
 import socket as socketlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from squad import events
 from squad.delivery import Desk, event_sink
-from squad.errors import SquadError
+from squad.errors import SquadError, storage_error
 from squad.live import Live
 from squad.snapshot import Observer, Snapshot, publish
-from squad.state import squad_dir
+from squad.state import NOFOLLOW, squad_dir
 from squad.status import Status
 from squad.store import TaskStore
 
@@ -38,7 +39,7 @@ class Lock:
         self.fd: int | None = None
 
     def acquire(self, who: str) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -86,7 +87,7 @@ class Supervisor:
 
     def close(self) -> None:
         if self.lock.fd is not None:
-            events.record(self.live.squad.name, "supervisor.stop", by=self.by)
+            events.record_quietly(self.live.squad.name, "supervisor.stop", by=self.by)
         self.lock.release()
         self.store.close()
 
@@ -99,14 +100,14 @@ class Supervisor:
             # would record every change a second time.
             if old is not None and old != row.status and self.dispatching:
                 extra = {"exit_code": row.exit_code} if row.status == "exited" else {}
-                events.record(snap.squad, "status", target=row.target, by="supervisor",
+                events.record_quietly(snap.squad, "status", target=row.target, by="supervisor",
                               reason=f"{old} -> {row.status}", status=row.status,
                               system=system, **extra)
             self.statuses[row.target] = row.status
         snap = self.after_observe(snap)
         self.last = snap
         if self.lock.fd is not None:
-            publish(snap)
+            publish(snap)  # best effort: a full disk must not stop supervision
         return snap
 
     def _delivered(self, target: str) -> None:
@@ -128,8 +129,14 @@ class Supervisor:
             return self.desk.step(snap)
         return self.desk.annotate(snap, time.time())
 
-    def run_forever(self, stop_after: float | None = None) -> None:
-        """The headless loop: tick, then sleep what is left of the interval."""
+    def run_forever(self, stop_after: float | None = None, *,
+                    report: Callable[[str], None] | None = None) -> None:
+        """The headless loop: tick, then sleep what is left of the interval.
+
+        A tick that fails (tmux busy or gone for a moment, a full disk, a bug) is reported in
+        one line and the loop goes on: nothing a user or an agent does may stop the
+        supervisor. Failing ticks back off up to 10 s and say when they recover.
+        """
         stopping = False
 
         def request_stop(*_: object) -> None:
@@ -139,10 +146,33 @@ class Supervisor:
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         started = time.monotonic()
+        failing = 0
         while not stopping:
             t0 = time.monotonic()
-            self.tick()
+            try:
+                self.tick()
+            except Exception as exc:  # noqa: BLE001 - the supervisor must outlive any tick
+                failing += 1
+                message = tick_error(exc)
+                if report is not None and (failing == 1 or failing % 30 == 0):
+                    report(f"squad: tick failed ({failing}x): {message}; retrying")
+            else:
+                if failing and report is not None:
+                    report(f"squad: ticks work again after {failing} failed")
+                failing = 0
             if stop_after is not None and time.monotonic() - started > stop_after:
                 break
-            time.sleep(max(0.05, self.interval - (time.monotonic() - t0)))
+            wait = self.interval * (2 ** min(failing, 4)) if failing else self.interval
+            time.sleep(max(0.05, min(wait, 10.0) - (time.monotonic() - t0)))
 
+
+def tick_error(exc: BaseException) -> str:
+    """One line for a failed tick: a user-fixable problem as it is; a bug goes to squad.log
+    with its traceback and the line says where."""
+    if isinstance(exc, SquadError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return str(storage_error("squad's state directory", exc))
+    from squad.state import log_bug
+
+    return f"internal error: {type(exc).__name__}: {exc} (details in {log_bug('tick')})"

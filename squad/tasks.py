@@ -161,6 +161,12 @@ class Task:
     feedback: tuple[str, ...] = ()  # one line per rejection, oldest first
     delivery_token: str | None = None  # fresh per assignment; appears in the delivered text
     updated: float = 0.0
+    # The phases of the current delivery (to the worker, or to the reviewer in review):
+    holder_id: str | None = None  # the receiving process ("pane:pid:start"); another = restarted
+    sent_at: float | None = None  # the text was pasted into its input (None: not yet)
+    sent_screen: str | None = None  # hash of the holder's screen just before it was sent
+    enters: int = 0  # Enter presses made to submit it
+    taken_screen: str | None = None  # hash of the screen when it was seen taken up
     need: str = field(init=False, repr=False, compare=False)
     """What dispatch matches on (tags, team, target) as one string key, computed once."""
 
@@ -185,7 +191,14 @@ class Task:
         kind = "review" if self.status is S.REVIEW else "task"
         return f"[squad {kind} #{self.id} {self.delivery_token}]"
 
-    def delivery_text(self) -> str:
+    def marker_line(self, style: str = "line") -> str | None:
+        """The marker as delivered: its own line, a comment line (``# [squad task ...]``)
+        for programs that would run it (shells, REPLs), or nothing (style ``none``)."""
+        if self.marker is None or style == "none":
+            return None
+        return f"# {self.marker}" if style == "comment" else self.marker
+
+    def delivery_text(self, style: str = "line") -> str:
         """What the worker receives: the prompt, every reviewer's feedback so far, the marker."""
         parts = [self.prompt.rstrip()]
         if self.feedback:
@@ -194,11 +207,11 @@ class Task:
             lines = "\n".join(f"- {line}" for line in self.feedback)
             parts.append(f"A reviewer rejected {what} of this task. Address this feedback:\n"
                          f"{lines}")
-        if self.marker:
-            parts.append(self.marker)
+        if marker := self.marker_line(style):
+            parts.append(marker)
         return "\n\n".join(parts)
 
-    def review_text(self) -> str:
+    def review_text(self, style: str = "line") -> str:
         """What the reviewer receives: the task, the worker's result, how to answer, the marker.
 
         The instructions never start a line with ``VERDICT:`` so :func:`parse_verdict` cannot
@@ -211,8 +224,8 @@ class Task:
             'Check the work, then end with one line that is exactly "VERDICT: APPROVED" or '
             '"VERDICT: REJECTED: " followed by what must change.',
         ]
-        if self.marker:
-            parts.append(self.marker)
+        if marker := self.marker_line(style):
+            parts.append(marker)
         return "\n\n".join(parts)
 
     def deadline(self) -> float | None:

@@ -238,10 +238,13 @@ class Tmux:
         """Every pane on the server in one fork; [] when no server runs."""
         proc = self.run_bytes(["list-panes", "-a", "-F", PANE_FORMAT])
         if proc.returncode != 0:
-            err = proc.stderr.decode("utf-8", "replace")
-            if "no server running" in err or "error connecting" in err or not err.strip():
+            err = proc.stderr.decode("utf-8", "replace").strip()
+            if no_server(err):
                 return []
-            raise TmuxError(f"tmux (socket {self.socket!r}): {err.strip()}")
+            # Anything else (a server busy or exiting, a client killed) is not "no agents":
+            # callers keep what they saw last instead of declaring every agent down.
+            raise TmuxError(f"tmux (socket {self.socket!r}): "
+                            f"{err or f'exit status {proc.returncode} without a message'}")
         panes = []
         for line in proc.stdout.decode("utf-8", "replace").splitlines():
             f = line.split(SEP)
@@ -280,11 +283,28 @@ class Tmux:
         """Capture several panes' screens (plus ``history`` lines of scrollback) in one fork.
 
         Panes are separated in the output by a random marker printed with display-message.
-        A pane that vanished meanwhile is simply missing from the result.
+        tmux stops a command list at the first command that fails, so a pane that vanished
+        meanwhile ends the batch there: it is left out of the result and the panes after it
+        are captured again in another invocation.
         """
         ids = list(pane_ids)
-        if not ids:
-            return {}
+        result: dict[str, str] = {}
+        while ids:
+            got, failed_at, err = self._capture_batch(ids, history, ansi)
+            result.update(got)
+            if failed_at is None:
+                break
+            if failed_at == 0 and not got and "can't find" not in err:
+                if no_server(err):
+                    break
+                raise TmuxError(f"tmux (socket {self.socket!r}): {err or 'capture failed'}")
+            ids = ids[failed_at + 1:]
+        return result
+
+    def _capture_batch(self, ids: list[str], history: int, ansi: bool
+                       ) -> tuple[dict[str, str], int | None, str]:
+        """One invocation: the screens it got, the index of the pane it failed on (None if
+        it did not fail), and tmux's message."""
         marker = f"squad-capture-{secrets.token_hex(8)}"
         cmds: list[list[str]] = []
         for i, pid in enumerate(ids):
@@ -300,23 +320,23 @@ class Tmux:
         proc = self.run_bytes(*cmds)
         text = proc.stdout.decode("utf-8", "replace")
         result: dict[str, str] = {}
-        current: str | None = None
+        current: int | None = None
         lines: list[str] = []
         for line in text.split("\n"):
             index = line[len(marker) + 1 :]
             if line.startswith(marker + " ") and index.isdigit() and int(index) < len(ids):
                 if current is not None:
-                    result[current] = "\n".join(lines)
-                current, lines = ids[int(index)], []
+                    result[ids[current]] = "\n".join(lines)
+                current, lines = int(index), []
             elif current is not None:
                 lines.append(line)
-        if current is not None:
-            result[current] = "\n".join(lines).rstrip("\n")
-        if proc.returncode != 0 and not result:
-            err = proc.stderr.decode("utf-8", "replace").strip()
-            if "can't find" not in err:
-                raise TmuxError(f"tmux (socket {self.socket!r}): {err}")
-        return result
+        if proc.returncode == 0:
+            if current is not None:
+                result[ids[current]] = "\n".join(lines).rstrip("\n")
+            return result, None, ""
+        # The last marker printed belongs to the pane whose capture failed.
+        failed = current if current is not None else 0
+        return result, failed, proc.stderr.decode("utf-8", "replace").strip()
 
     # -- effects ----------------------------------------------------------------------
 
@@ -325,8 +345,12 @@ class Tmux:
 
         The bytes go through a named paste buffer read from standard input, so neither tmux
         nor a shell interprets them; ``-p`` wraps them in bracketed-paste markers when the
-        program asked for that, ``-r`` keeps newlines as they are.
+        program asked for that, ``-r`` keeps newlines as they are. The two bracketed-paste
+        delimiters are removed from the text itself (:func:`neutralise_paste`): inside a
+        paste they would end it early and let the rest run as typed input. The buffer is
+        deleted on every path, also when the pane vanished.
         """
+        data = neutralise_paste(data)
         buf = f"squad-{secrets.token_hex(6)}"
         cmds: list[list[str]] = []
         if data:
@@ -335,12 +359,25 @@ class Tmux:
         if enter and not delay:
             cmds.append(["send-keys", "-t", pane_id, "Enter"])
         if cmds:
-            self.run(*cmds, input=data)
+            try:
+                self.run(*cmds, input=data)
+            except TmuxError:
+                if data:  # paste-buffer -d deletes it only when the paste succeeds
+                    self.run_bytes(["delete-buffer", "-b", buf])
+                raise
         if enter and delay:
             import time
 
             time.sleep(delay)
-            self.run(["send-keys", "-t", pane_id, "Enter"])
+            self.send_keys(pane_id, "Enter")
+
+    def send_keys(self, pane_id: str, *keys: str) -> None:
+        """Press keys by tmux name (``Enter``, ``Escape``, ``C-c``, ``Up``, ...), never
+        text: see :func:`check_key`."""
+        for key in keys:
+            check_key(key)
+        if keys:
+            self.run(["send-keys", "-t", pane_id, *keys])
 
     def kill_server(self) -> None:
         """Stop the server and remove its socket file (tmux leaves it behind)."""
@@ -350,6 +387,49 @@ class Tmux:
             os.unlink(os.path.join(base, f"tmux-{os.getuid()}", self.socket))
         except OSError:
             pass
+
+
+def no_server(message: str) -> bool:
+    """Whether tmux's error means nothing listens on the socket (rather than a failure of a
+    running server): no socket file, or a socket nobody accepts on."""
+    return ("no server running" in message or "No such file or directory" in message
+            or "Connection refused" in message)
+
+
+PASTE_DELIMITERS = (b"\x1b[200~", b"\x1b[201~")
+
+
+def neutralise_paste(data: bytes) -> bytes:
+    """``data`` without bracketed-paste delimiters, so a paste cannot be ended from inside
+    (``text ESC[201~ newline exit`` would otherwise run ``exit`` as typed input)."""
+    while any(d in data for d in PASTE_DELIMITERS):
+        for d in PASTE_DELIMITERS:
+            data = data.replace(d, b"")
+    return data
+
+
+# Key names tmux's send-keys understands (see KEY BINDINGS in tmux(1)); modifiers C-, M-, S-
+# may prefix any of them or one character.
+KEY_NAMES = frozenset({
+    "Up", "Down", "Left", "Right", "BSpace", "BTab", "DC", "End", "Enter", "Escape", "Home",
+    "IC", "NPage", "PageDown", "PgDn", "PPage", "PageUp", "PgUp", "Space", "Tab",
+    *(f"F{n}" for n in range(1, 13)),
+    *(f"KP{k}" for k in ("/", "*", "-", "7", "8", "9", "+", "4", "5", "6", "1", "2", "3",
+                         "Enter", "0", ".")),
+})
+
+
+def check_key(key: str) -> str:
+    """A key name for ``send-keys``: a name of :data:`KEY_NAMES` or one printable character,
+    optionally with ``C-``, ``M-``, ``S-`` modifiers (``C-c``, ``M-Enter``, ``S-Tab``).
+    Anything else raises :class:`TmuxError` (one clear line), so text is never sent as keys."""
+    base = key
+    while len(base) > 2 and base[:2] in ("C-", "M-", "S-"):
+        base = base[2:]
+    if base in KEY_NAMES or (len(base) == 1 and base.isprintable() and base != " "):
+        return key
+    raise TmuxError(f"unknown key {key!r}: use a tmux key name (Enter, Escape, Tab, Up, "
+                    "C-c, M-x, F1, ...) or one character, optionally with C-, M-, S-")
 
 
 def env_args(env: Mapping[str, str]) -> list[str]:

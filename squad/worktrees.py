@@ -70,7 +70,14 @@ def ensure(repo: Path, path: Path, branch: str, base: str | None = None) -> str:
     path = path.resolve()
     trees = list_worktrees(repo)
     if path in trees:
-        return "reused"
+        if path.is_dir():
+            return "reused"
+        # Deleted by hand: git still lists it (as prunable). Its branch keeps every commit,
+        # so forget the stale entry and check the branch out again.
+        git(repo, "worktree", "prune")
+        branch = trees[path].branch or branch
+        git(repo, "worktree", "add", str(path), branch)
+        return "recreated (its directory had been deleted; the branch was kept)"
     if path.exists() and any(path.iterdir()):
         raise WorktreeError(
             f"{path} exists and is not a worktree of {repo}: move it away or set another "
@@ -93,11 +100,28 @@ def ensure(repo: Path, path: Path, branch: str, base: str | None = None) -> str:
 
 
 def dirty(path: Path) -> list[str]:
-    """Uncommitted changes in a worktree (untracked files included), as porcelain lines."""
-    proc = git(path, "status", "--porcelain", "--untracked-files=all", check=False)
+    """What removing a worktree would lose: uncommitted changes (untracked files included)
+    and ignored files (``.env``, ``build/``, local configs are work too), as porcelain lines
+    (``!! path`` for ignored ones)."""
+    proc = git(path, "status", "--porcelain", "--untracked-files=all", "--ignored=matching",
+               check=False)
     if proc.returncode != 0:
         return []
     return [line for line in proc.stdout.splitlines() if line.strip()]
+
+
+def describe(changes: list[str], limit: int = 3) -> str:
+    """``2 uncommitted change(s) and 3 ignored file(s): .env, build/, ...``"""
+    ignored = [line[3:] for line in changes if line.startswith("!! ")]
+    other = [line[3:] for line in changes if not line.startswith("!! ")]
+    parts = []
+    if other:
+        parts.append(f"{len(other)} uncommitted change(s)")
+    if ignored:
+        parts.append(f"{len(ignored)} ignored file(s)")
+    names = (other + ignored)[:limit]
+    more = len(other) + len(ignored) - len(names)
+    return " and ".join(parts) + ": " + ", ".join(names) + (f", and {more} more" if more else "")
 
 
 def remove(repo: Path, path: Path, *, force: bool = False) -> None:
@@ -108,7 +132,7 @@ def remove(repo: Path, path: Path, *, force: bool = False) -> None:
     changes = dirty(path)
     if changes and not force:
         raise WorktreeError(
-            f"{path} has {len(changes)} uncommitted change(s): commit them, or pass --force "
-            "to delete them"
+            f"{path} holds {describe(changes)}: commit or move them, or pass --force to delete "
+            "them"
         )
     git(repo, "worktree", "remove", *(["--force"] if force else []), str(path))

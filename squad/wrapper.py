@@ -38,13 +38,15 @@ def become_subreaper() -> None:
         pass
 
 
-def children_of(pid: int) -> list[int]:
-    """Direct children of ``pid`` from /proc (Linux); [] elsewhere."""
-    kids = []
+def descendants_of(root: int) -> list[int]:
+    """Every live descendant of ``root`` from one read of /proc (Linux); [] elsewhere. As a
+    subreaper the wrapper inherits what its descendants orphan, so this is the agent's
+    whole tree, however it forked."""
+    kids: dict[int, list[int]] = {}
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return kids
+        return []
     for name in entries:
         if not name.isdigit():
             continue
@@ -54,9 +56,14 @@ def children_of(pid: int) -> list[int]:
         except OSError:
             continue
         rest = stat[stat.rfind(b")") + 2 :].split()
-        if len(rest) > 1 and int(rest[1]) == pid:
-            kids.append(int(name))
-    return kids
+        if len(rest) > 1 and rest[0] not in (b"Z", b"X"):
+            kids.setdefault(int(rest[1]), []).append(int(name))
+    found, queue = [], list(kids.get(root, ()))
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        queue.extend(kids.get(pid, ()))
+    return found
 
 
 def reap() -> None:
@@ -70,23 +77,26 @@ def reap() -> None:
 
 
 def end_orphans(grace: float = 2.0) -> None:
-    """Terminate processes the agent left behind (reparented to us), then kill survivors."""
+    """End everything the agent left behind: its whole remaining tree (grandchildren and
+    processes that called setsid included), SIGTERM first and SIGKILL after ``grace``
+    seconds, sweeping again and again so nothing forked or re-parented meanwhile survives,
+    then reap. Processes ignoring SIGTERM and SIGHUP still end."""
     me = os.getpid()
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        kids = children_of(me)
-        if not kids:
-            return
-        for pid in kids:
-            for s in (sig, signal.SIGCONT):
-                try:
-                    os.kill(pid, s)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        deadline = time.monotonic() + wait
+        while True:
             reap()
-            if not children_of(me):
+            tree = descendants_of(me)
+            if not tree:
                 return
+            if time.monotonic() >= deadline:
+                break
+            for pid in tree:
+                for s in (sig, signal.SIGCONT):
+                    try:
+                        os.kill(pid, s)
+                    except ProcessLookupError:
+                        pass
             time.sleep(0.02)
 
 
@@ -149,6 +159,7 @@ def main(argv: list[str]) -> int:
         if done == pid:
             status = st
             break
+    child["pid"] = 0  # reaped: its pid may be recycled, so nothing more is forwarded to it
     how, code = describe(status)
     end_orphans()
     name = os.environ.get("SQUAD_AGENT", "agent")

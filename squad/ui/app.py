@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -204,6 +205,9 @@ class SquadApp(App[None]):
         self.tasks_poll = Poll(self, 2.0, self._start_tasks, running)
         self.events_poll = Poll(self, 1.0, self._start_events, running)
         # Worker-thread state (touched only inside the worker of its group).
+        self._event_tail: events.Tail | None = None
+        self._event_seq = 0
+        self._event_window: deque[dict] = deque(maxlen=EventsPanel.LIMIT)
         self._started = False
         self._ticks = 0
         self._decoders: dict[str, AnsiLines] = {}
@@ -880,8 +884,14 @@ class SquadApp(App[None]):
         live = self.live
         assert live is not None
         try:
-            evs = events.read(live.squad.name)[-EventsPanel.LIMIT:]
-            self.post_message(EventsReady(evs))
+            # Only what was appended since the last read is parsed (the trail can be long);
+            # the window of the newest events goes to the panel, each numbered once.
+            if self._event_tail is None:
+                self._event_tail = events.Tail(live.squad.name, history=False)
+            for ev in self._event_tail.read():
+                self._event_seq += 1
+                self._event_window.append(dict(ev, _seq=self._event_seq))
+            self.post_message(EventsReady(list(self._event_window)))
         except Exception as exc:  # noqa: BLE001
             where = log_bug("events")
             self.post_message(EventsReady([], error=f"internal error: {exc} (see {where})"))

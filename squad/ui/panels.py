@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from datetime import datetime
 
 from rich.text import Text
@@ -82,32 +83,37 @@ class EventsPanel(Vertical):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._last: tuple = ()
-        self._count = 0
+        self._seq = 0  # the newest event shown (events from the app carry "_seq")
+        self._keys: deque[str] = deque()
 
     def show(self, events: list[dict]) -> None:
+        """Show the newest :data:`LIMIT` events. Events numbered by the app's reader
+        (``_seq``) are added as they come and the oldest rows dropped, so a long trail is
+        never redrawn whole; a plain list (a frozen snapshot) replaces what is shown."""
         events = events[-self.LIMIT:]
         table = self.query_one(DataTable)
-        key = (len(events), events[-1].get("ts") if events else None,
-               events[0].get("ts") if events else None)
-        if key == self._last:
-            return
-        at_end = table.scroll_y >= table.max_scroll_y
-        first = events[0].get("ts") if events else None
-        if self._last and self._last[2] == first and len(events) >= self._count:
-            new = events[self._count:]  # only what was appended
+        if events and "_seq" in events[-1]:
+            new = [ev for ev in events if ev["_seq"] > self._seq]
+            if not new:
+                return
         else:
             table.clear()
+            self._keys.clear()
+            self._seq = 0
             new = events
-        for ev in new:
+        at_end = table.scroll_y >= table.max_scroll_y
+        for i, ev in enumerate(new):
             action = str(ev.get("action", ""))
+            key = f"e{ev['_seq']}" if "_seq" in ev else f"f{i}"
             table.add_row(
                 Text(_when(ev.get("ts") or time.time())), Text(str(ev.get("by") or "")),
                 Text(action, style="red" if action.endswith(".failed") else "bold"),
-                Text(str(ev.get("target") or "-")), event_details(ev),
+                Text(str(ev.get("target") or "-")), event_details(ev), key=key,
             )
-        self._last = key
-        self._count = len(events)
-        if at_end or len(new) == len(events):
-            table.move_cursor(row=len(events) - 1, animate=False)
+            self._keys.append(key)
+            self._seq = max(self._seq, int(ev.get("_seq", 0)))
+        while len(self._keys) > self.LIMIT:
+            table.remove_row(self._keys.popleft())
+        if at_end or len(new) == len(self._keys):
+            table.move_cursor(row=table.row_count - 1, animate=False)
             table.scroll_end(animate=False)
