@@ -17,7 +17,7 @@ from pathlib import Path
 
 COMMANDS = (
     "ui", "up", "down", "ls", "pause", "resume", "stop", "restart", "send", "capture",
-    "attach", "events", "dispatch", "tasks", "task", "run",
+    "attach", "events", "dispatch", "tasks", "task", "run", "diff", "merge", "pr",
 )
 
 
@@ -122,6 +122,9 @@ def build_parser() -> Parser:
     from squad.cli_tasks import add_task_commands
 
     add_task_commands(cmd)
+    from squad.cli_review import add_review_commands
+
+    add_review_commands(cmd)
     return p
 
 
@@ -391,8 +394,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command in HANDLERS:
             return HANDLERS[args.command](args)
+        from squad.cli_review import HANDLERS as REVIEW_HANDLERS
         from squad.cli_tasks import HANDLERS as TASK_HANDLERS
 
+        if args.command in REVIEW_HANDLERS:
+            return REVIEW_HANDLERS[args.command](args)
         return TASK_HANDLERS[args.command](args)
     except UsageError as exc:
         print(str(exc), file=sys.stderr)

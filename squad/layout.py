@@ -26,6 +26,7 @@ from typing import Any
 import tomli_w
 
 from squad.errors import LayoutError
+from squad.notify import NotifyConfig, NotifyError, parse_notify
 
 DISPATCH_POLICIES = ("least-loaded", "round-robin", "random")
 
@@ -193,6 +194,8 @@ class Squad:
     """The teams in layout order."""
     dispatch_policy: str = "least-loaded"
     """How a task picks among equally suitable agents: one of :data:`DISPATCH_POLICIES`."""
+    notify: NotifyConfig = NotifyConfig()
+    """Notifications: the layout's ``[notify]`` table."""
     source: Path | None = field(default=None, compare=False)
     """The layout file the squad was loaded from."""
 
@@ -460,7 +463,8 @@ AGENT_FIELDS: dict[str, Callable[[Any], Any]] = {
 }
 """Every key an agent (or a ``defaults`` table) may set, with its check and conversion."""
 
-_SQUAD_KEYS = ("name", "repo", "worktree_root", "dispatch_policy", "defaults", "teams")
+_SQUAD_KEYS = ("name", "repo", "worktree_root", "dispatch_policy", "notify", "defaults",
+               "teams")
 _TEAM_KEYS = ("name", "session", "defaults", "agents")
 _AGENT_KEYS = ("name", *AGENT_FIELDS)
 _MISPLACED = {
@@ -486,7 +490,7 @@ def _kind(key: str) -> str:
         return "agent setting"
     if key == "session":
         return "team setting"
-    if key in ("repo", "worktree_root", "dispatch_policy"):
+    if key in ("repo", "worktree_root", "dispatch_policy", "notify"):
         return "squad setting"
     return key
 
@@ -678,6 +682,7 @@ def _build(data: dict[str, Any], file: str, base_dir: Path, source: Path) -> Squ
     repo_ok = True
     worktree_root: Path | None = None
     policy = "least-loaded"
+    notify = NotifyConfig()
     defaults: dict[str, Any] = {}
     teams_raw: object = None
 
@@ -706,6 +711,12 @@ def _build(data: dict[str, Any], file: str, base_dir: Path, source: Path) -> Squ
                 hint = f"did you mean {_show(close[0])}?" if close else (
                     "use one of " + ", ".join(_show(p) for p in DISPATCH_POLICIES))
                 problems.add(key, f"unknown policy {_show(policy_checked)}; {hint}")
+        elif key == "notify":
+            try:
+                notify = parse_notify(value, key)
+            except NotifyError as e:
+                for where, message in e.problems:
+                    problems.add(where, message)
         elif key == "defaults":
             table = _table(problems, key, value, "[defaults]")
             if table is not None:
@@ -739,7 +750,8 @@ def _build(data: dict[str, Any], file: str, base_dir: Path, source: Path) -> Squ
     assert name is not None
     if worktree_root is None:
         worktree_root = repo.parent / f"{repo.name}.worktrees"
-    return Squad(name, repo, worktree_root, tuple(t for _, t in teams), policy, source=source)
+    return Squad(name, repo, worktree_root, tuple(t for _, t in teams), policy, notify,
+                 source=source)
 
 
 def _build_team(problems: _Problems, where: str, raw: dict[str, Any],
@@ -866,6 +878,7 @@ def dump(squad: Squad) -> str:
         "repo": str(squad.repo),
         "worktree_root": str(squad.worktree_root),
         "dispatch_policy": squad.dispatch_policy,
+        **({"notify": squad.notify.to_table()} if squad.notify != NotifyConfig() else {}),
         "teams": [
             {"name": t.name, "session": t.session, "agents": [_dump_agent(a) for a in t.agents]}
             for t in squad.teams

@@ -37,9 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -710,6 +708,8 @@ class Notifier:
                                + (f": {said[-1]}" if said else ""))
 
     def _post(self, url: str, payload: Mapping[str, Any]) -> None:
+        import urllib.request  # here, not at the top: it costs ~20 ms to import
+
         from squad import __version__
 
         request = urllib.request.Request(
@@ -758,6 +758,8 @@ class Notifier:
 
 
 def _why(exc: BaseException) -> str:
+    import urllib.error
+
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):

@@ -20,6 +20,7 @@ from squad import events
 from squad.delivery import Desk, event_sink
 from squad.errors import SquadError, storage_error
 from squad.live import Live
+from squad.notify import Notifier
 from squad.snapshot import Observer, Snapshot, publish
 from squad.state import NOFOLLOW, squad_dir
 from squad.status import Status
@@ -79,6 +80,7 @@ class Supervisor:
         self.last: Snapshot | None = None
         self.store = TaskStore.for_squad(live.squad.name, on_event=event_sink(live.squad.name, by))
         self.desk = Desk(live, self.store, by=by, on_delivered=self._delivered)
+        self.notifier = Notifier(live.squad.notify, live.squad.name)
 
     def start(self) -> None:
         self.lock.acquire(self.by)
@@ -90,6 +92,7 @@ class Supervisor:
             events.record_quietly(self.live.squad.name, "supervisor.stop", by=self.by)
         self.lock.release()
         self.store.close()
+        self.notifier.close()
 
     def tick(self) -> Snapshot:
         snap = self.observer.tick()
@@ -104,6 +107,10 @@ class Supervisor:
                               reason=f"{old} -> {row.status}", status=row.status,
                               system=system, **extra)
             self.statuses[row.target] = row.status
+        if self.dispatching:
+            if self.notifier.config != self.live.squad.notify:  # a layout brought up again
+                self.notifier.configure(self.live.squad.notify)
+            self.notifier.tick(snap.agents, snap.at, screens=snap.screens)
         snap = self.after_observe(snap)
         self.last = snap
         if self.lock.fd is not None:

@@ -46,6 +46,7 @@ def private_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GIT_COMMITTER_NAME", "squad test")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "test@example.invalid")
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("SQUAD_NOTIFY", "0")  # no desktop notifications from test supervisors
     for var in ("TMUX", "TMUX_PANE", "SQUAD_NAME", "SQUAD_TEAM", "SQUAD_AGENT", "XDG_STATE_HOME"):
         monkeypatch.delenv(var, raising=False)
     return home
