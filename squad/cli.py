@@ -128,13 +128,15 @@ def build_parser() -> Parser:
     return p
 
 
+GLOBAL_VALUE_OPTIONS = frozenset({"-L", "--socket", "--squad"})
+
+
 def _normalise(argv: list[str]) -> list[str]:
     """``squad [LAYOUT]`` means ``squad ui [LAYOUT]``: insert ``ui`` where no command is given."""
-    takes_value = {"-L", "--socket", "--squad"}
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a in takes_value:
+        if a in GLOBAL_VALUE_OPTIONS:
             i += 2
             continue
         if a.startswith("-"):
@@ -146,6 +148,79 @@ def _normalise(argv: list[str]) -> list[str]:
             return argv
         return argv[:i] + ["ui"] + argv[i:]
     return argv + ["ui"]
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _takes_value(parser: argparse.ArgumentParser) -> set[str]:
+    return {opt for action in parser._actions for opt in action.option_strings
+            if action.nargs != 0}
+
+
+def arrange(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """Options may come anywhere, as users type them: ``squad ls -L x``, ``squad send T
+    --no-enter "text"``. argparse matches positionals greedily (an optional positional is
+    taken as absent when an option follows it), so the command's options are moved before
+    its positionals, and global options found after the command move before it."""
+    commands = _subparsers(parser)
+    head: list[str] = []
+    i = 0
+    while i < len(argv) and argv[i] not in commands:
+        head.append(argv[i])
+        if argv[i] in GLOBAL_VALUE_OPTIONS and i + 1 < len(argv):
+            head.append(argv[i + 1])
+            i += 1
+        i += 1
+    if i >= len(argv):
+        return argv
+    command, rest = argv[i], argv[i + 1:]
+    leaf = commands[command]
+    nested = _subparsers(leaf)
+    prefix = [command]
+    if nested:  # `squad task done 3 --json`: arrange what follows the action word
+        j = next((k for k, a in enumerate(rest) if a in nested), None)
+        if j is None:
+            return argv
+        prefix += rest[:j + 1]
+        leaf, rest = nested[rest[j]], rest[j + 1:]
+    values = _takes_value(leaf)
+    options: list[str] = []
+    positionals: list[str] = []
+    k = 0
+    while k < len(rest):
+        a = rest[k]
+        if a == "--":
+            positionals += rest[k + 1:]
+            break
+        name = a.split("=", 1)[0]
+        if a.startswith("-") and a != "-" and name in GLOBAL_VALUE_OPTIONS:
+            head += rest[k:k + 2] if "=" not in a else [a]
+            k += 1 if "=" in a else 2
+            continue
+        if a.startswith("-") and a != "-" and not _is_number(a):
+            options.append(a)
+            if name in values and "=" not in a and k + 1 < len(rest):
+                options.append(rest[k + 1])
+                k += 1
+        else:
+            positionals.append(a)
+        k += 1
+    tail = ["--", *positionals] if any(p.startswith("-") and p != "-" for p in positionals) \
+        else positionals
+    return head + prefix + options + tail
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -336,8 +411,9 @@ def cmd_events(args: argparse.Namespace) -> int:
     tmux = _tmux(args)
     name = pick_squad(tmux, args.squad_name)
     since = events.parse_since(args.since) if args.since else None
+    skipped: list[int] = []
     stream = (events.follow(name, target=args.agent, since=since) if args.follow
-              else iter(events.read(name, target=args.agent, since=since)))
+              else iter(events.read(name, target=args.agent, since=since, skipped=skipped)))
     try:
         for ev in stream:
             if args.json:
@@ -346,6 +422,9 @@ def cmd_events(args: argparse.Namespace) -> int:
                 print(format_event(ev), flush=True)
     except KeyboardInterrupt:
         pass
+    if skipped and skipped[0]:
+        print(f"squad: skipped {skipped[0]} line(s) of {events.log_path(name)} that are not "
+              "events", file=sys.stderr)
     return 0
 
 
@@ -386,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()
-        args = parser.parse_args(_normalise(argv))
+        args = parser.parse_args(arrange(_normalise(argv), parser))
         if args.version:
             from squad import __version__
 

@@ -339,6 +339,7 @@ class Desk:
         agent = self.live.squad.agent(holder)
         pane = self.live.pane(agent) if agent else None
         row = rows.get(holder)
+        pasted = False
         try:
             if agent is None or pane is None or pane.dead or row is None:
                 raise SquadError(f"{holder} has no running window")
@@ -349,6 +350,7 @@ class Desk:
             task = self.store.mark_sending(task.id, token, row.identity,
                                            proof.screen_hash(screens.get(holder, "")))
             self.live.tmux.paste(pane.pane_id, data, enter=False)
+            pasted = True
             task = self.store.mark_pasted(task.id, token)
             if self.on_delivered is not None:
                 self.on_delivered(holder)  # busy from now on: no second task meanwhile
@@ -358,8 +360,12 @@ class Desk:
                 # newline inside it
             task = self.store.count_enter(task.id, token)
             self.live.tmux.send_keys(pane.pane_id, "Enter")
-        except TaskError:
-            return []  # cancelled while being sent: the next ticks settle what arrived
+        except TaskError as exc:
+            # Cancelled, done or retried by someone while its text was on its way: what sits
+            # unsent in the agent's input is taken back, never submitted.
+            if pasted and pane is not None:
+                self._take_back(task, holder, pane.pane_id, str(exc))
+            return []
         except SquadError as exc:
             try:
                 self.store.unassign(task.id, f"delivery failed: {exc}", time.time())
@@ -370,6 +376,20 @@ class Desk:
                       reason=f"{'review of ' if review else ''}task #{task.id}",
                       bytes=len(data), preview=data[:120].decode("utf-8", "replace"))
         return [task]
+
+    def _take_back(self, task: Task, holder: str, pane_id: str, why: str) -> None:
+        keys = self.patterns(holder).clear
+        if keys:
+            try:
+                self.live.tmux.send_keys(pane_id, *keys)
+            except SquadError as exc:
+                keys, why = (), f"{why}; clearing its input failed: {exc}"
+        action = "delivery.taken_back" if keys else "delivery.left_unsent"
+        reason = (f"task #{task.id} changed while its text was on its way ({why}); "
+                  + ("its input was cleared" if keys else
+                     "its text sits unsent in the agent's input: clear it by hand"))
+        events.record_quietly(self.live.squad.name, action, target=holder, by=self.by,
+                              reason=reason, task=task.id)
 
     def _quick_look(self, sent: list[Task]) -> None:
         """Wait a moment for the agents just handed text to show they took it up (one batched

@@ -261,13 +261,35 @@ class Tail:
         except FileNotFoundError:
             current = None
         if current is not None and current != self._inode:
-            # Rotated: what was appended to the old file before the rename is read above;
-            # the new file is read from its start.
+            # Rotated (maybe more than once) since the last read: the rest of the old file
+            # was read above; every newer rotated file is read whole, then the live one.
             if self._partial:
                 out += self._lines(b"\n")
+            newer = rotated_paths(self.path)  # oldest first
+            inodes = [_inode(p) for p in newer]
+            if self._inode in inodes:
+                newer = newer[inodes.index(self._inode) + 1:]
+            for path in newer:
+                try:
+                    fd = os.open(path, os.O_RDONLY | NOFOLLOW)
+                except OSError:
+                    continue
+                try:
+                    out += self._lines(_read_all(fd))
+                    if self._partial:
+                        out += self._lines(b"\n")
+                finally:
+                    os.close(fd)
             if self._open():
                 out += self._lines(_read_all(self._fd))
         return out
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path, follow_symlinks=False).st_ino
+    except OSError:
+        return None
 
 
 def _read_all(fd: int) -> bytes:

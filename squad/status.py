@@ -96,6 +96,7 @@ class Patterns:
     submit_delay: float = 0.0  # seconds between pasting a prompt and pressing Enter
     marker: str = "line"  # how the delivery marker is written: line | comment | none
     collapses: bool = False  # shows a long paste as a placeholder, not as its text
+    clear: tuple[str, ...] = ()  # keys that empty its input (take back an unsent text)
 
 
 MARKER_STYLES = ("line", "comment", "none")
@@ -116,6 +117,7 @@ class PackSpec:
     submit_delay: float = 0.0
     marker: str = "line"
     collapses: bool = False
+    clear: tuple[str, ...] = ()
 
     def patterns(self, ready: Iterable[str] = (), busy: Iterable[str] = (),
                  input: Iterable[str] = ()) -> Patterns:
@@ -131,6 +133,7 @@ class PackSpec:
             submit_delay=self.submit_delay,
             marker=self.marker,
             collapses=self.collapses,
+            clear=self.clear,
         )
 
 
@@ -147,7 +150,7 @@ def _compile_all(patterns: Iterable[str], kind: str) -> tuple[re.Pattern[str], .
 
 
 _PACK_KEYS = {"match", "ready", "busy", "input", "empty", "tail_lines", "ready_lines",
-              "submit_delay", "marker", "collapses"}
+              "submit_delay", "marker", "collapses", "clear"}
 
 
 @cache
@@ -166,7 +169,8 @@ def load_packs() -> dict[str, PackSpec]:
                         ready_lines=int(table.get("ready_lines", 1)),
                         submit_delay=float(table.get("submit_delay", 0.0)),
                         marker=str(table.get("marker", "line")),
-                        collapses=bool(table.get("collapses", False)), **lists)
+                        collapses=bool(table.get("collapses", False)),
+                        clear=tuple(str(k) for k in table.get("clear", ())), **lists)
         if spec.tail_lines < 1 or spec.ready_lines < 1:
             raise ValueError(f"{PACKS_FILE}: [{name}] tail_lines and ready_lines must be >= 1")
         if spec.marker not in MARKER_STYLES or not 0 <= spec.submit_delay <= 10:

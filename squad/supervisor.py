@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket as socketlib
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -144,17 +145,16 @@ class Supervisor:
         one line and the loop goes on: nothing a user or an agent does may stop the
         supervisor. Failing ticks back off up to 10 s and say when they recover.
         """
-        stopping = False
+        stop = threading.Event()
 
         def request_stop(*_: object) -> None:
-            nonlocal stopping
-            stopping = True
+            stop.set()  # the wait below returns at once; a tick under way finishes first
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         started = time.monotonic()
         failing = 0
-        while not stopping:
+        while not stop.is_set():
             t0 = time.monotonic()
             try:
                 self.tick()
@@ -169,8 +169,10 @@ class Supervisor:
                 failing = 0
             if stop_after is not None and time.monotonic() - started > stop_after:
                 break
-            wait = self.interval * (2 ** min(failing, 4)) if failing else self.interval
-            time.sleep(max(0.05, min(wait, 10.0) - (time.monotonic() - t0)))
+            wait = self.interval
+            if failing:  # back off, up to 10 s (or the interval, when that is longer)
+                wait = min(self.interval * 2 ** min(failing, 4), max(self.interval, 10.0))
+            stop.wait(max(0.05, wait - (time.monotonic() - t0)))
 
 
 def tick_error(exc: BaseException) -> str:

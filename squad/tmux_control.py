@@ -42,6 +42,7 @@ import collections
 import functools
 import logging
 import os
+import queue
 import re
 import secrets
 import select
@@ -62,10 +63,11 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 5.0  # seconds for a reply; past it the connection counts as hung
 PAUSE_AFTER = 3  # seconds of output tmux may hold for us before pausing a pane
 BUFFER_CHARS = 256 * 1024  # per followed pane; beyond it the oldest text is dropped (a gap)
+EVENT_QUEUE = 2_000  # events waiting for listeners (a few MB at most); then dropped
 ACTIVITY_SUBSCRIPTION = "squad-activity"
 _BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # seconds between reconnection attempts
 
-_SAFE = re.compile(rb"[A-Za-z0-9_@%:./+,-]+")
+_SAFE = re.compile(rb"[A-Za-z0-9_@:./+,-]+")  # not %: "%3:pause" bare is a syntax error
 _OCTAL = re.compile(rb"\\([0-7]{3})")
 _ESCAPE_IN_QUOTES = frozenset(b'\\"$~;#{}\'')
 
@@ -383,7 +385,8 @@ class ControlClient:
             return False
         self.state = "starting"
         flags = "ignore-size" + (f",pause-after={self.pause_after}" if self.pause_after else "")
-        argv = [self.binary, "-u", "-L", self.socket, "-C",
+        # -N: a reconnection attempt must never start a server (nor read the user's config).
+        argv = [self.binary, "-u", "-N", "-L", self.socket, "-C",
                 "attach-session", "-f", flags, "-t", "=" + self.session]
         env = dict(os.environ)
         env.pop("TMUX", None)  # inside tmux, never let the user's own server leak in
@@ -392,7 +395,7 @@ class ControlClient:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 env=env, start_new_session=True,  # the terminal's ^C is not for it
-                preexec_fn=_preexec(),  # noqa: PLW1509 - only a pre-resolved prctl call
+                preexec_fn=_preexec(),  # only a prctl call resolved before the fork
             )
         except OSError as exc:
             self._set_state("broken", f"cannot start tmux: {exc}")
@@ -787,6 +790,10 @@ class TmuxControl:
         self._wake = threading.Condition(self._lock)
         self._tasks: collections.deque[Callable[[], None]] = collections.deque()
         self._keeper: threading.Thread | None = None
+        self._dispatcher: threading.Thread | None = None
+        self._events: queue.Queue[Event | None] = queue.Queue(EVENT_QUEUE)
+        self.dropped_events = 0
+        """Events listeners never saw because they fell behind by ``EVENT_QUEUE``."""
         self._closed = False
         self._attempted: set[str] = set()
 
@@ -809,6 +816,9 @@ class TmuxControl:
                 self._keeper = threading.Thread(target=self._keep, daemon=True,
                                                 name=f"tmux-control-keeper-{self.socket}")
                 self._keeper.start()
+                self._dispatcher = threading.Thread(target=self._dispatch, daemon=True,
+                                                    name=f"tmux-control-events-{self.socket}")
+                self._dispatcher.start()
         self._await_attempts(wait)
         return self
 
@@ -836,19 +846,38 @@ class TmuxControl:
             self._wake.notify_all()
 
     def close(self) -> None:
-        """Close every client and stop the keeper; no tmux client of ours outlives this."""
+        """Close every client and stop the keeper; no tmux client of ours outlives this.
+
+        The keeper closes the clients itself before it ends: they were started on its thread,
+        and its end would SIGTERM them (PR_SET_PDEATHSIG) before a clean close."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            self._wake.notify_all()
+            keeper = self._keeper
+        if keeper is not None and keeper.is_alive() and keeper is not threading.current_thread():
+            keeper.join(30.0)
+        self._close_clients()
+        dispatcher = self._dispatcher
+        if dispatcher is not None and dispatcher is not threading.current_thread():
+            while True:  # make room for the stop mark, whatever listeners left behind
+                try:
+                    self._events.put_nowait(None)
+                    break
+                except queue.Full:
+                    try:
+                        self._events.get_nowait()
+                    except queue.Empty:
+                        pass
+            dispatcher.join(5.0)
+
+    def _close_clients(self) -> None:
+        with self._lock:
             clients = list(self._clients.values())
             self._clients.clear()
-            self._wake.notify_all()
         for c in clients:
             c.close()
-        keeper = self._keeper
-        if keeper is not None and keeper is not threading.current_thread():
-            keeper.join(5.0)
 
     def _await_attempts(self, wait: float | None) -> None:
         deadline = time.monotonic() + (self.timeout + 1 if wait is None else wait)
@@ -925,33 +954,36 @@ class TmuxControl:
         command becomes ``set-buffer`` with the bytes escaped (exact for every byte but NUL;
         data with NUL, or empty, is loaded by a forked ``tmux load-buffer -``).
 
-        With no ready client the commands are forked (when ``fallback``); a client that dies
-        or hangs after the request was written raises :class:`ControlBroken`, because the
-        commands may have run and are not repeated.
+        With no ready client the commands run as one forked tmux (when ``fallback``, else
+        :class:`ControlBroken`); a client that dies or hangs after the request was written
+        raises :class:`ControlBroken`, because the commands may have run: they are not
+        repeated.
         """
         if not commands:
             return ""
-        groups = self._split_for_input(commands, input)
+        client = self._command_client()
+        if client is None:
+            if not fallback:
+                raise ControlBroken(f"tmux control (socket {self.socket!r}): "
+                                    f"{self.reason or 'not connected'}")
+            return self._forked(commands, input=input, check=check, fallback=True)
         out = []
-        for kind, group in groups:
+        for i, (kind, group) in enumerate(self._split_for_input(commands, input)):
             if kind == "fork":
-                out.append(self._forked(group, input=input, check=check))
-                continue
-            client = self._command_client()
-            if client is None:
-                if not fallback:
-                    raise ControlBroken(f"tmux control (socket {self.socket!r}): "
-                                        f"{self.reason or 'not connected'}")
-                out.append(self._forked(group, input=None, check=check))
-                continue
-            try:
-                req = client.submit(*group)
-            except ControlBroken:
-                if not fallback:
-                    raise
-                out.append(self._forked(group, input=None, check=check))
-                continue
-            out.append(client.wait(req, check=check, timeout=timeout))
+                text, error = self._forked_reply(group, input=input)
+            else:
+                try:
+                    req = client.submit(*group)
+                except ControlBroken:
+                    if i or not fallback:
+                        raise
+                    return self._forked(commands, input=input, check=check, fallback=True)
+                text, error = client.reply(req, timeout=timeout)
+            out.append(text)
+            if error is not None:  # like tmux: a failure stops the rest of the sequence
+                if check:
+                    raise TmuxError(f"tmux (socket {self.socket!r}): {error}")
+                break
         return "".join(out)
 
     def _split_for_input(self, commands: Sequence[Sequence[str]], data: bytes | None
@@ -976,12 +1008,20 @@ class TmuxControl:
         return groups
 
     def _forked(self, commands: Sequence[Sequence[str | bytes]], *, input: bytes | None,
-                check: bool) -> str:
-        """The same commands as one forked tmux (the way squad.tmux runs them)."""
+                check: bool, fallback: bool = False) -> str:
+        if fallback:
+            with self._lock:
+                self.fallbacks += 1
+        text, error = self._forked_reply(commands, input=input)
+        if error is not None and check:
+            raise TmuxError(f"tmux (socket {self.socket!r}): {error}")
+        return text
+
+    def _forked_reply(self, commands: Sequence[Sequence[str | bytes]], *,
+                      input: bytes | None) -> tuple[str, str | None]:
+        """The commands as one forked tmux, the way squad.tmux runs them: (stdout, error)."""
         if not self.binary:
             raise TmuxError("tmux is not installed (squad needs tmux >= 3.2 on PATH)")
-        with self._lock:
-            self.fallbacks += 1
         argv = [self.binary, "-L", self.socket]
         for i, cmd in enumerate(commands):
             if i:
@@ -992,10 +1032,11 @@ class TmuxControl:
         env.pop("TMUX", None)
         proc = subprocess.run(argv, input=input if input is not None else b"",
                               capture_output=True, env=env, check=False)
-        if check and proc.returncode != 0:
-            err = proc.stderr.decode("utf-8", "replace").strip() or f"exit {proc.returncode}"
-            raise TmuxError(f"tmux (socket {self.socket!r}): {err}")
-        return proc.stdout.decode("utf-8", "replace")
+        text = proc.stdout.decode("utf-8", "replace")
+        if proc.returncode != 0:
+            return text, (proc.stderr.decode("utf-8", "replace").strip()
+                          or f"exit {proc.returncode}")
+        return text, None
 
     # -- activity and output ------------------------------------------------------------
 
@@ -1035,16 +1076,18 @@ class TmuxControl:
             return Chunk(text, gap)
 
     def mute(self, panes: Iterable[str]) -> None:
-        """Stop the byte stream of panes nobody watches (``refresh-client -A %P:pause``:
-        tmux keeps reading them, so agents never block). Their activity still shows, from a
-        subscription to tmux's window activity time, with one-second resolution."""
+        """Stop the byte stream of panes nobody watches (``refresh-client -A %P:pause``;
+        never ``off``, which makes tmux stop reading a pane every client turned off, blocking
+        its agent). Their activity still shows, from a subscription to tmux's window activity
+        time, with one-second resolution. Applied to every client before returning; clients
+        that reconnect later get it again."""
         new = set(panes)
         with self._lock:
             new -= self._muted
             self._muted |= new
             clients = [c for c in self._clients.values() if c.ready]
         for c in clients:
-            self._apply_mute(c, new, subscribe=True)
+            self._apply_mute(c, new)
 
     def unmute(self, panes: Iterable[str]) -> None:
         """Stream these panes' output again (``refresh-client -A %P:continue``)."""
@@ -1054,16 +1097,28 @@ class TmuxControl:
             clients = [c for c in self._clients.values() if c.ready]
         for c in clients:
             for group in _chunks(sorted(back), 50):
-                self._submit_quietly(c, ["refresh-client", *[
+                self._run_quietly(c, ["refresh-client", *[
                     a for p in group for a in ("-A", f"{p}:continue")]])
+
+    def forget(self, panes: Iterable[str]) -> None:
+        """Drop the counters of panes that no longer exist (a restarted agent gets a new
+        pane id; without this a long-lived squad would keep every old one)."""
+        with self._lock:
+            for p in panes:
+                self._panes.pop(p, None)
+                self._muted.discard(p)
 
     def muted(self) -> set[str]:
         with self._lock:
             return set(self._muted)
 
     def add_listener(self, fn: Callable[[Event], None]) -> Callable[[], None]:
-        """Call ``fn(event)`` for every event, on a reader thread: it must be quick and must
-        not call :meth:`run` (the reply would wait behind it). Returns a remover."""
+        """Call ``fn(event)`` for every event, in order, on the connection's event thread
+        (never a reader: a reader that stops makes tmux stop reading the agents' panes).
+        A listener may call :meth:`run`; one that is slow only delays other listeners, and
+        past ``EVENT_QUEUE`` waiting events output events are dropped for listeners (counted
+        in :attr:`dropped_events`; counters and :meth:`read` buffers still get everything).
+        Returns a function that removes the listener."""
         with self._lock:
             self._listeners = [*self._listeners, fn]
 
@@ -1129,13 +1184,24 @@ class TmuxControl:
                         if self._ready_client(s) is None:
                             self._retry[s] = (0.0, 0)
                 self._wake.notify_all()
-        elif isinstance(event, WindowClose | UnlinkedWindowClose):
-            pass  # panes are forgotten lazily: a dead pane's counters cost a few bytes
-        for fn in self._listeners:
+        if self._listeners:
             try:
-                fn(event)
-            except Exception:  # noqa: BLE001 - one listener's bug must not stop the stream
-                log.exception("tmux control listener failed on %r", event)
+                self._events.put_nowait(event)
+            except queue.Full:
+                with self._lock:
+                    self.dropped_events += 1
+
+    def _dispatch(self) -> None:
+        """Hand events to listeners, off the readers' threads."""
+        while True:
+            event = self._events.get()
+            if event is None:
+                return
+            for fn in self._listeners:
+                try:
+                    fn(event)
+                except Exception:  # noqa: BLE001 - one listener's bug must not stop the rest
+                    log.exception("tmux control listener failed on %r", event)
 
     def _submit_quietly(self, client: ControlClient, cmd: Sequence[str]) -> None:
         """Fire a command whose reply nobody needs (the reader completes it)."""
@@ -1144,13 +1210,20 @@ class TmuxControl:
         except ControlBroken:
             pass
 
-    def _apply_mute(self, client: ControlClient, panes: Iterable[str], *,
-                    subscribe: bool) -> None:
-        if subscribe:
-            self._submit_quietly(client, ["refresh-client", "-B",
-                                          f"{ACTIVITY_SUBSCRIPTION}:%*:#{{window_activity}}"])
+    def _run_quietly(self, client: ControlClient, cmd: Sequence[str]) -> None:
+        """Run a command and wait for it; a broken client is the keeper's business."""
+        try:
+            client.run(cmd)
+        except ControlBroken:
+            pass
+        except TmuxError as exc:  # a pane that just closed, say
+            log.info("tmux control: %s: %s", " ".join(cmd)[:100], exc)
+
+    def _apply_mute(self, client: ControlClient, panes: Iterable[str]) -> None:
+        self._run_quietly(client, ["refresh-client", "-B",
+                                   f"{ACTIVITY_SUBSCRIPTION}:%*:#{{window_activity}}"])
         for group in _chunks(sorted(panes), 50):
-            self._submit_quietly(client, ["refresh-client", *[
+            self._run_quietly(client, ["refresh-client", *[
                 a for p in group for a in ("-A", f"{p}:pause")]])
 
     # -- the keeper ---------------------------------------------------------------------
@@ -1161,8 +1234,13 @@ class TmuxControl:
         process is signalled when the thread that started it ends."""
         while True:
             with self._lock:
+                closed = self._closed
+            if closed:
+                self._close_clients()
+                return
+            with self._lock:
                 if self._closed:
-                    return
+                    continue
                 now = time.monotonic()
                 due = []
                 next_at = now + 10.0
@@ -1214,7 +1292,7 @@ class TmuxControl:
         if stale:
             client.close()
         elif muted:
-            self._apply_mute(client, muted, subscribe=True)
+            self._apply_mute(client, muted)
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
