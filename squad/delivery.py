@@ -3,10 +3,10 @@ failure, dispatch.
 
 Order per tick, after the snapshot:
 
-1. once, after (re)start: deliveries caught mid-way by a supervisor that died are settled
-   from the agent's screen (:meth:`Desk.reconcile`): taken up -> delivered; the marker still
-   in the input -> Enter, then confirmed like any delivery; never sent -> back to the queue,
-   no attempt lost;
+1. once, after (re)start: a text a supervisor pasted but died before submitting gets its
+   Enter (:meth:`Desk.reconcile`); whether a paste happened at all is told by a tag tmux
+   sets on the pane in the same command as the paste, so it holds for agents that do not
+   echo; what was never sent goes back to the queue, no attempt lost;
 2. sent deliveries are confirmed (:meth:`Desk.confirm`): evidence that the agent took the
    text up (:mod:`squad.proof`) makes the task in progress; without it, Enter is pressed
    again, a bounded number of times, then the delivery failed and the task goes back
@@ -177,8 +177,8 @@ class Desk:
         """Deliveries on their way (this runs before this tick sends anything new):
 
         - never recorded as pasted (a supervisor died mid-way, or sending failed): the
-          marker on screen decides: above the input -> delivered; in the input -> pasted,
-          Enter; nowhere -> back to the queue, no attempt counted;
+          pane's paste tag decides: set for this delivery -> pasted, Enter; not -> back to
+          the queue, no attempt counted;
         - pasted: taken up -> in progress; no evidence for a while -> Enter again; after
           :data:`MAX_ENTERS` presses the delivery failed and the task goes back.
         """
@@ -193,7 +193,7 @@ class Desk:
                 continue
             screen = screens.get(holder, "")
             if task.sent_at is None:
-                self._safely(task, "confirm", self._settle, task, screen, now)
+                self._safely(task, "confirm", self._settle, task, now)
                 continue
             if self._confirmed(task, screen, now):
                 continue
@@ -211,17 +211,16 @@ class Desk:
                                   by=self.by, reason=why, task=task.id)
             self._outcome(holder, False, now)
 
-    def _settle(self, task: Task, screen: str, now: float) -> None:
-        """A delivery never recorded as pasted: what does the holder's screen say?"""
+    def _settle(self, task: Task, now: float) -> None:
+        """A delivery never recorded as pasted (a supervisor died while sending it): the
+        pane's paste tag, set by tmux together with the paste, says whether it arrived."""
         holder = task.holder or ""
-        place = proof.marker_place(screen or self._screen(holder), task.marker,
-                                   self.patterns(holder))
-        if place == "history":
-            self.store.mark_delivered(task.id, now, token=task.delivery_token,
-                                      screen_hash=proof.screen_hash(screen))
-        elif place == "input":
-            task = self.store.mark_pasted(task.id, task.delivery_token or "", now)
-            self._enter(task, holder)
+        agent = self.live.squad.agent(holder)
+        pane = self.live.pane(agent) if agent else None
+        token = task.delivery_token or ""
+        if pane is not None and token and self.live.tmux.pasted(pane.pane_id) == token:
+            task = self.store.mark_pasted(task.id, token, now)
+            self._enter(task, holder)  # then confirmed like any delivery
         else:
             self.store.unassign(task.id, "not sent (the supervisor stopped or sending failed)",
                                 now)
@@ -349,7 +348,7 @@ class Desk:
             token = task.delivery_token or ""
             task = self.store.mark_sending(task.id, token, row.identity,
                                            proof.screen_hash(screens.get(holder, "")))
-            self.live.tmux.paste(pane.pane_id, data, enter=False)
+            self.live.tmux.paste(pane.pane_id, data, enter=False, tag=token)
             pasted = True
             task = self.store.mark_pasted(task.id, token)
             if self.on_delivered is not None:

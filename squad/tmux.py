@@ -340,7 +340,8 @@ class Tmux:
 
     # -- effects ----------------------------------------------------------------------
 
-    def paste(self, pane_id: str, data: bytes, *, enter: bool = True, delay: float = 0.0) -> None:
+    def paste(self, pane_id: str, data: bytes, *, enter: bool = True, delay: float = 0.0,
+              tag: str | None = None) -> None:
         """Deliver ``data`` to a pane exactly as given, then press Enter.
 
         The bytes go through a named paste buffer read from standard input, so neither tmux
@@ -349,6 +350,11 @@ class Tmux:
         delimiters are removed from the text itself (:func:`neutralise_paste`): inside a
         paste they would end it early and let the rest run as typed input. The buffer is
         deleted on every path, also when the pane vanished.
+
+        With ``tag``, the pane's ``@squad_pasted`` option is set to it in the same command
+        list as the paste: tmux runs a list as a whole, so after a crash of the sender the
+        option tells whether this paste happened (:meth:`pasted`), whether or not the program
+        echoes what it receives.
         """
         data = neutralise_paste(data)
         buf = f"squad-{secrets.token_hex(6)}"
@@ -356,6 +362,8 @@ class Tmux:
         if data:
             cmds.append(["load-buffer", "-b", buf, "-"])
             cmds.append(["paste-buffer", "-d", "-p", "-r", "-b", buf, "-t", pane_id])
+            if tag is not None:
+                cmds.append(["set-option", "-p", "-t", pane_id, "@squad_pasted", tag])
         if enter and not delay:
             cmds.append(["send-keys", "-t", pane_id, "Enter"])
         if cmds:
@@ -370,6 +378,11 @@ class Tmux:
 
             time.sleep(delay)
             self.send_keys(pane_id, "Enter")
+
+    def pasted(self, pane_id: str) -> str:
+        """The tag of the last paste made with ``tag`` into this pane ("" if none)."""
+        proc = self.run_bytes(["display-message", "-p", "-t", pane_id, "#{@squad_pasted}"])
+        return proc.stdout.decode("utf-8", "replace").strip() if proc.returncode == 0 else ""
 
     def send_keys(self, pane_id: str, *keys: str) -> None:
         """Press keys by tmux name (``Enter``, ``Escape``, ``C-c``, ``Up``, ...), never

@@ -69,6 +69,7 @@ _BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # seconds between reconnection attem
 
 _SAFE = re.compile(rb"[A-Za-z0-9_@:./+,-]+")  # not %: "%3:pause" bare is a syntax error
 _OCTAL = re.compile(rb"\\([0-7]{3})")
+_OCTAL_BYTES = {b"%03o" % i: bytes((i,)) for i in range(256)}
 _ESCAPE_IN_QUOTES = frozenset(b'\\"$~;#{}\'')
 
 
@@ -97,12 +98,14 @@ class Event:
 @dataclass(frozen=True)
 class Output(Event):
     """A pane printed ``data`` (raw bytes); ``text`` is it decoded as UTF-8, a character split
-    across notifications kept whole. ``age_ms`` is how long tmux held it (None: unknown)."""
+    across notifications kept whole. ``age_ms`` is how long tmux held it (None: unknown),
+    ``at`` the ``time.monotonic()`` at which squad read it."""
 
     pane: str
     data: bytes
     text: str
     age_ms: int | None
+    at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -269,7 +272,7 @@ def unescape_output(value: bytes) -> bytes:
     """The bytes of a ``%output`` value (tmux writes bytes below 32 and ``\\`` as ``\\ooo``)."""
     if b"\\" not in value:
         return value
-    return _OCTAL.sub(lambda m: bytes((int(m.group(1), 8),)), value)
+    return _OCTAL.sub(lambda m: _OCTAL_BYTES.get(m.group(1), m.group(0)), value)
 
 
 # -- one client ---------------------------------------------------------------------------
@@ -318,8 +321,11 @@ class ControlClient:
 
     Thread-safe: any thread may call :meth:`run`; writes are serialised and replies come back
     in the order requests were written. ``on_event`` runs on the reader thread and must be
-    quick (post a message, bump a counter): while it runs nothing else is read, and tmux
-    pauses panes whose output waits longer than ``pause_after`` seconds.
+    quick (bump a counter, queue the event): while it runs nothing is read, and tmux 3.3
+    stops reading a pane whose only attached clients are control clients with output
+    waiting, so every agent printing meanwhile blocks. (Without ``pause-after`` tmux would
+    instead buffer for the client without bound; with it, a reader that is slow but moving
+    gets ``%pause`` for panes more than ``pause_after`` seconds behind.)
 
     On Linux the tmux process gets SIGTERM when the *thread* that called :meth:`start` ends
     (that is how PR_SET_PDEATHSIG works), so start clients from a thread that lives as long as
@@ -349,6 +355,7 @@ class ControlClient:
         self.reason = ""
         """Why it is not ready, in words fit for a status line."""
         self.proc: subprocess.Popen[bytes] | None = None
+        self._stdin = -1  # the pipe's fd, non-blocking, written with os.write under _write_lock
         self._on_event = on_event
         self._write_lock = threading.Lock()  # one writer at a time: FIFO order = write order
         self._pending_lock = threading.Lock()  # the reader takes only this one, never a writer's
@@ -400,6 +407,9 @@ class ControlClient:
         except OSError as exc:
             self._set_state("broken", f"cannot start tmux: {exc}")
             return False
+        assert self.proc.stdin is not None
+        self._stdin = self.proc.stdin.fileno()
+        os.set_blocking(self._stdin, False)  # a write that cannot go through must time out
         self._reader = threading.Thread(target=self._read_loop, daemon=True,
                                         name=f"tmux-control-{self.session}")
         self._reader.start()
@@ -429,11 +439,13 @@ class ControlClient:
         self._fail_pending(reason)
         proc = self.proc
         if proc is not None:
-            try:
-                if proc.stdin:
-                    proc.stdin.close()
-            except OSError:
-                pass
+            with self._write_lock:  # never close the fd under a writer (it could be reused)
+                self._stdin = -1
+                try:
+                    if proc.stdin:
+                        proc.stdin.close()  # tmux exits when its input ends
+                except OSError:
+                    pass
             try:
                 proc.wait(0.5)
             except subprocess.TimeoutExpired:
@@ -463,11 +475,19 @@ class ControlClient:
 
     # -- requests -----------------------------------------------------------------------
 
-    def submit(self, *commands: Sequence[str | bytes]) -> _Request:
-        """Write commands as one request without waiting; :meth:`wait` collects the reply."""
-        line = command_line(commands)
+    def submit(self, *commands: Sequence[str | bytes], separate: bool = False) -> _Request:
+        """Write commands as one request without waiting; :meth:`wait` collects the reply.
+
+        ``separate`` writes each command on a line of its own instead of one ``;`` sequence:
+        a failure stops nothing else, and each command gives exactly one block of the reply
+        (:meth:`blocks`), unless hooks or ``if-shell`` add some.
+        """
+        if separate:
+            line = b"\n".join(command_line([c]) for c in commands)
+        else:
+            line = command_line(commands)
         with self._write_lock:
-            if self.state != "ready" or self.proc is None or self.proc.stdin is None:
+            if self.state != "ready" or self._stdin < 0:
                 raise ControlBroken(self._unusable())
             self._seq += 1
             token = f"squad-sync-{self._secret}-{self._seq}".encode()
@@ -477,16 +497,38 @@ class ControlClient:
                 self._pending.append(req)
             try:
                 # The token on a line of its own always runs, even when the request fails.
-                self.proc.stdin.write(line + b"\ndisplay-message -p " + token + b"\n")
-                self.proc.stdin.flush()
-            except (OSError, ValueError) as exc:
+                self._write(line + b"\ndisplay-message -p " + token + b"\n")
+            except (OSError, ControlTimeout) as exc:
                 with self._pending_lock:
                     if req in self._pending:
                         self._pending.remove(req)
+                # Part of the line may be written: the stream cannot be trusted any more.
                 reason = f"cannot write to tmux: {exc}"
                 threading.Thread(target=self._break, args=(reason,), daemon=True).start()
+                if isinstance(exc, ControlTimeout):
+                    raise
                 raise ControlBroken(reason) from exc
         return req
+
+    def _write(self, data: bytes) -> None:
+        """Write all of ``data`` within the timeout; the caller holds ``_write_lock``."""
+        deadline = time.monotonic() + self.timeout
+        view = memoryview(data)
+        poller = None
+        while view:
+            try:
+                view = view[os.write(self._stdin, view):]
+                continue
+            except BlockingIOError:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ControlTimeout(f"tmux control (socket {self.socket!r}): tmux took no "
+                                     f"input for {self.timeout:g} s")
+            if poller is None:
+                poller = select.poll()
+                poller.register(self._stdin, select.POLLOUT)
+            poller.poll(left * 1000)
 
     def wait(self, req: _Request, *, check: bool = True, timeout: float | None = None) -> str:
         """The reply of a submitted request as text, like a forked tmux's standard output."""
@@ -497,6 +539,18 @@ class ControlClient:
 
     def reply(self, req: _Request, *, timeout: float | None = None) -> tuple[str, str | None]:
         """(standard output, tmux's error message or None) of a submitted request."""
+        out: list[str] = []
+        error = None
+        for ok, lines in self.blocks(req, timeout=timeout):
+            if ok:
+                out.extend(line + "\n" for line in lines)
+            elif error is None:
+                error = "\n".join(lines).strip() or "command failed"
+        return "".join(out), error
+
+    def blocks(self, req: _Request, *, timeout: float | None = None
+               ) -> list[tuple[bool, list[str]]]:
+        """The reply's blocks in order: (succeeded, its lines)."""
         limit = self.timeout if timeout is None else timeout
         if not req.done.wait(limit):
             reason = f"no reply from tmux within {limit:g} s to: {req.text}"
@@ -505,15 +559,7 @@ class ControlClient:
         if req.failed is not None:
             raise ControlBroken(f"tmux control (socket {self.socket!r}): {req.failed}; "
                                 f"the request may or may not have run: {req.text}")
-        out: list[str] = []
-        error = None
-        for ok, lines in req.blocks:
-            if ok:
-                out.extend(x.decode("utf-8", "replace") + "\n" for x in lines)
-            elif error is None:
-                msg = "\n".join(x.decode("utf-8", "replace") for x in lines).strip()
-                error = msg or "command failed"
-        return "".join(out), error
+        return [(ok, [x.decode("utf-8", "replace") for x in lines]) for ok, lines in req.blocks]
 
     def run(self, *commands: Sequence[str | bytes], check: bool = True,
             timeout: float | None = None) -> str:
@@ -582,9 +628,10 @@ class ControlClient:
         err = b""
         try:
             if proc.stderr is not None:
-                efd = proc.stderr.fileno()
-                if select.select([efd], [], [], 0.5)[0]:
-                    err = os.read(efd, 4096)
+                poller = select.poll()
+                poller.register(proc.stderr.fileno(), select.POLLIN)
+                if poller.poll(500):
+                    err = os.read(proc.stderr.fileno(), 4096)
         except (OSError, ValueError):
             pass
         for stream in (proc.stdout, proc.stderr):
@@ -659,7 +706,7 @@ class ControlClient:
         dec = self._decoders.get(pane)
         if dec is None:
             dec = self._decoders[pane] = codecs.getincrementaldecoder("utf-8")("replace")
-        self._emit(Output(self.session, pane, data, dec.decode(data), age))
+        self._emit(Output(self.session, pane, data, dec.decode(data), age, time.monotonic()))
 
 
 def _parse_notification(s: str, name: str, rest: str) -> Event:
@@ -985,6 +1032,43 @@ class TmuxControl:
                     raise TmuxError(f"tmux (socket {self.socket!r}): {error}")
                 break
         return "".join(out)
+
+    def capture(self, pane_ids: Iterable[str], *, history: int = 0, ansi: bool = False,
+                timeout: float | None = None) -> dict[str, str]:
+        """Capture several panes' screens (plus ``history`` lines of scrollback) in one
+        request, like :meth:`squad.tmux.Tmux.capture`: each capture is its own command line,
+        so each comes back as its own block (no markers to parse) and a pane that vanished
+        meanwhile is simply missing from the result. Falls back to a forked batched capture
+        when no client is ready."""
+        ids = list(pane_ids)
+        if not ids:
+            return {}
+        cmds: list[list[str]] = []
+        for pane in ids:
+            cmd = ["capture-pane", "-p", "-J", "-t", pane]
+            if ansi:
+                cmd.append("-e")
+            if history:
+                cmd += ["-S", str(-history)]
+            cmds.append(cmd)
+        client = self._command_client()
+        req = None
+        if client is not None:
+            try:
+                req = client.submit(*cmds, separate=True)
+            except ControlBroken:
+                req = None
+        if client is None or req is None:
+            from squad.tmux import Tmux
+
+            with self._lock:
+                self.fallbacks += 1
+            return Tmux(self.socket).capture(ids, history=history, ansi=ansi)
+        blocks = client.blocks(req, timeout=timeout)
+        if len(blocks) != len(ids):  # a hook added blocks: they cannot be told apart
+            raise TmuxError(f"tmux (socket {self.socket!r}): {len(blocks)} replies to "
+                            f"{len(ids)} captures")
+        return {pane: "\n".join(lines) for pane, (ok, lines) in zip(ids, blocks, strict=True) if ok}
 
     def _split_for_input(self, commands: Sequence[Sequence[str]], data: bytes | None
                          ) -> list[tuple[str, list[Sequence[str | bytes]]]]:
