@@ -48,7 +48,13 @@ def load_saved_layout(name: str) -> Squad:
             f"squad {name!r} is running but squad has no record of its layout "
             f"({path} is missing): run `squad up LAYOUT` again to record it"
         )
-    return layout_mod.load(path)
+    try:
+        return layout_mod.load(path)
+    except SquadError as exc:
+        raise SquadError(
+            f"squad {name!r}: its recorded layout {path} cannot be read ({exc}); run "
+            "`squad up LAYOUT` with your layout file to record it again"
+        ) from None
 
 
 def _mtime(path: Path) -> float:
