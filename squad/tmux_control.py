@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 5.0  # seconds for a reply; past it the connection counts as hung
 PAUSE_AFTER = 3  # seconds of output tmux may hold for us before pausing a pane
 BUFFER_CHARS = 256 * 1024  # per followed pane; beyond it the oldest text is dropped (a gap)
+COALESCE = 0.005  # seconds the reader lets notifications gather: fewer wake-ups, +5 ms at most
 EVENT_QUEUE = 2_000  # events waiting for listeners (a few MB at most); then dropped
 ACTIVITY_SUBSCRIPTION = "squad-activity"
 _BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # seconds between reconnection attempts
@@ -341,6 +342,7 @@ class ControlClient:
         on_event: Callable[[ControlClient, Event], None] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         pause_after: int | None = PAUSE_AFTER,
+        coalesce: float = COALESCE,
         binary: str | None = None,
     ) -> None:
         self.socket = socket
@@ -349,6 +351,8 @@ class ControlClient:
         self.session_id = ""
         self.timeout = timeout
         self.pause_after = pause_after
+        self.coalesce = coalesce
+        """Seconds the reader lets notifications gather after a small read (0: none)."""
         self.binary = binary or shutil.which("tmux")
         self.state = "new"
         """``new``, ``starting``, ``ready``, ``broken`` or ``closed``."""
@@ -362,12 +366,14 @@ class ControlClient:
         self._state_lock = threading.Lock()
         self._pending: collections.deque[_Request] = collections.deque()
         self._ready = threading.Event()
+        self._request_written = threading.Event()
         self._reader: threading.Thread | None = None
         self._decoders: dict[str, codecs.IncrementalDecoder] = {}
         self._secret = secrets.token_hex(6)
         self._seq = 0
         self._startup_error: list[str] = []
         self._exit_reason: str | None = None
+        self.subscribed = False  # whether TmuxControl's activity subscription is set here
 
     def __repr__(self) -> str:
         return f"<ControlClient {self.socket}:{self.session} {self.state} pid={self.pid}>"
@@ -495,6 +501,7 @@ class ControlClient:
             req = _Request(line[:200].decode("utf-8", "replace"), token, notes)
             with self._pending_lock:
                 self._pending.append(req)
+            self._request_written.set()
             try:
                 # The token on a line of its own always runs, even when the request fails.
                 self._write(line + b"\ndisplay-message -p " + token + b"\n")
@@ -603,6 +610,19 @@ class ControlClient:
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
                     break
+                if self.coalesce and len(chunk) < 8192 and not self._pending:
+                    # Let a few notifications gather: one wake-up for several instead of one
+                    # each. A request written meanwhile ends the wait (its reply is not
+                    # delayed), and tmux holds at most a pipe's worth for us.
+                    self._request_written.wait(self.coalesce)
+                    self._request_written.clear()
+                    more = _read_available(fd)
+                    if more is None:
+                        chunk, eof = chunk, True
+                    else:
+                        chunk, eof = chunk + more, False
+                else:
+                    eof = False
                 lines = (rest + chunk).split(b"\n")
                 rest = lines.pop()
                 for line in lines:
@@ -623,6 +643,8 @@ class ControlClient:
                     elif line:
                         # Errors of commands that finished after their %end land here.
                         log.info("tmux control %s: stray line %r", self.session, line[:200])
+                if eof:
+                    break
         except Exception:  # noqa: BLE001
             log.exception("tmux control reader for %s failed", self.session)
         err = b""
@@ -707,6 +729,22 @@ class ControlClient:
         if dec is None:
             dec = self._decoders[pane] = codecs.getincrementaldecoder("utf-8")("replace")
         self._emit(Output(self.session, pane, data, dec.decode(data), age, time.monotonic()))
+
+
+def _read_available(fd: int) -> bytes | None:
+    """What can be read from ``fd`` without waiting: b"" if nothing, None at end of file."""
+    out = b""
+    while True:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(0):
+            return out
+        data = os.read(fd, 1 << 16)
+        if not data:
+            return out or None
+        out += data
+        if len(data) < 1 << 16:
+            return out
 
 
 def _parse_notification(s: str, name: str, rest: str) -> Event:
@@ -817,12 +855,18 @@ class TmuxControl:
         timeout: float = DEFAULT_TIMEOUT,
         pause_after: int | None = PAUSE_AFTER,
         buffer_chars: int = BUFFER_CHARS,
+        stream_all: bool = True,
+        coalesce: float = COALESCE,
         binary: str | None = None,
     ) -> None:
         self.socket = socket
         self.timeout = timeout
         self.pause_after = pause_after
         self.buffer_chars = buffer_chars
+        self.stream_all = stream_all
+        """False: only followed panes stream their bytes; every other pane is muted when it
+        first prints (its activity then comes once a second from tmux's activity time)."""
+        self.coalesce = coalesce
         self.binary = binary or shutil.which("tmux")
         self.fallbacks = 0
         """Requests run as forked tmux because no control client was ready."""
@@ -1137,16 +1181,23 @@ class TmuxControl:
             return st.snapshot(pane) if st else None
 
     def follow(self, pane: str) -> None:
-        """Keep this pane's text for :meth:`read` (bounded by ``buffer_chars``)."""
+        """Keep this pane's text for :meth:`read` (bounded by ``buffer_chars``), and stream
+        its bytes if it was muted."""
         with self._lock:
             self._pane(pane).followed = True
+            muted = pane in self._muted
+        if muted:
+            self.unmute([pane])
 
     def unfollow(self, pane: str) -> None:
+        """Stop keeping its text; without ``stream_all``, mute it again."""
         with self._lock:
             st = self._panes.get(pane)
             if st is not None:
                 st.followed, st.chars, st.gap = False, 0, False
                 st.chunks.clear()
+        if not self.stream_all:
+            self.mute([pane])
 
     def read(self, pane: str) -> Chunk:
         """Text a followed pane printed since the last read (drained)."""
@@ -1224,6 +1275,12 @@ class TmuxControl:
             now = time.monotonic()
             with self._lock:
                 st = self._pane(event.pane)
+                if (not self.stream_all and not st.followed
+                        and event.pane not in self._muted):
+                    self._muted.add(event.pane)  # a pane nobody follows: mute it
+                    self._tasks.append(functools.partial(self._apply_mute, client,
+                                                         {event.pane}))
+                    self._wake.notify_all()
                 self._seq += 1
                 st.seq, st.last = self._seq, now
                 st.bytes += len(event.data)
@@ -1304,8 +1361,10 @@ class TmuxControl:
             log.info("tmux control: %s: %s", " ".join(cmd)[:100], exc)
 
     def _apply_mute(self, client: ControlClient, panes: Iterable[str]) -> None:
-        self._run_quietly(client, ["refresh-client", "-B",
-                                   f"{ACTIVITY_SUBSCRIPTION}:%*:#{{window_activity}}"])
+        if not client.subscribed:  # once per client: a new subscription reports every pane
+            client.subscribed = True
+            self._run_quietly(client, ["refresh-client", "-B",
+                                       f"{ACTIVITY_SUBSCRIPTION}:%*:#{{window_activity}}"])
         for group in _chunks(sorted(panes), 50):
             self._run_quietly(client, ["refresh-client", *[
                 a for p in group for a in ("-A", f"{p}:pause")]])
@@ -1352,7 +1411,7 @@ class TmuxControl:
     def _connect(self, session: str) -> None:
         client = ControlClient(self.socket, session, on_event=self._on_event,
                                timeout=self.timeout, pause_after=self.pause_after,
-                               binary=self.binary)
+                               coalesce=self.coalesce, binary=self.binary)
         with self._lock:
             if self._closed or session not in self._watched:
                 return

@@ -75,6 +75,12 @@ time.sleep(3600)
 """
 
 
+def ticker(text: str, every: float) -> list[str]:
+    """A pane command printing ``text`` every ``every`` seconds from one process (a shell
+    loop would fork a ``sleep`` each time)."""
+    return [PY, "-c", f"import time\nwhile True: print({text!r}, flush=True); time.sleep({every})"]
+
+
 def tmux(socket: str, *args: str, input: bytes | None = None) -> str:
     proc = subprocess.run(["tmux", "-L", socket, *args], input=input, capture_output=True,
                           check=False, timeout=30)
@@ -204,7 +210,7 @@ def test_notifications_parse_into_typed_events() -> None:
 
 
 def test_replies_match_requests_across_threads(socket: str, control, tmp_path: Path) -> None:
-    new_session(socket, "a", "sh", "-c", "while :; do echo tick tick tick; sleep 0.01; done")
+    new_session(socket, "a", *ticker("tick tick tick", 0.01))
     ctl = control(["a"])
     assert ctl.state == "ready", ctl.reason
     failures: list[str] = []
@@ -323,6 +329,22 @@ def test_capture_equals_forked_capture_even_with_protocol_lookalikes(
     assert ctl.run(listing) == Tmux(socket).run(listing)
 
 
+def test_capture_of_many_panes_matches_the_forked_capture(socket: str, control) -> None:
+    first = new_session(socket, "a", "sh", "-c", "seq 1 30; echo '%end 1 1 1'; exec sleep 600")
+    panes = [first] + [new_window(socket, "a", "sh", "-c", f"seq {i} 60; exec sleep 600")[1]
+                       for i in range(5)]
+    ctl = control(["a"])
+    wait_for(lambda: all("30" in s for s in Tmux(socket).capture(panes).values()), 15, "seq")
+    for kw in ({}, {"ansi": True}, {"history": 100}):
+        via_control = ctl.capture([*panes, "%999"], **kw)
+        forked = Tmux(socket).capture(panes, **kw)
+        assert set(via_control) == set(panes)  # a pane that does not exist is just missing
+        # squad.tmux strips the last pane's trailing newlines only; compare without them.
+        assert {p: t.rstrip("\n") for p, t in via_control.items()} == \
+            {p: t.rstrip("\n") for p, t in forked.items()}
+    assert ctl.fallbacks == 0
+
+
 def test_a_hung_reply_times_out_and_the_connection_recovers(socket: str, control) -> None:
     new_session(socket, "a", "sh")
     ctl = control(["a"])
@@ -333,6 +355,25 @@ def test_a_hung_reply_times_out_and_the_connection_recovers(socket: str, control
     assert ctl.run(["display-message", "-p", "back"], fallback=False) == "back\n"
     assert old is not None
     wait_for(lambda: process_gone(old), 10, "the hung client to end")
+
+
+def test_a_stopped_server_times_out_writes_and_replies(socket: str, control) -> None:
+    """A tmux that hangs (here: SIGSTOP) neither takes input nor answers: both give up."""
+    new_session(socket, "a", "sh")
+    ctl = control(["a"], timeout=1.0)
+    server = int(Tmux(socket).run(["display-message", "-p", "#{pid}"]).strip())
+    os.kill(server, signal.SIGSTOP)
+    try:
+        with pytest.raises(ControlTimeout):  # 4 MB cannot fit in the pipe
+            ctl.run(["set-buffer", "-b", "big", "--", "x" * 4_000_000], fallback=False)
+        wait_for(lambda: ctl.state != "ready", 10, "the connection to say it is not usable")
+        with pytest.raises(ControlBroken):
+            ctl.run(["display-message", "-p", "x"], fallback=False)
+    finally:
+        os.kill(server, signal.SIGCONT)
+    ctl.reconnect()
+    wait_for(lambda: ctl.state == "ready", 15, "a new client once tmux runs again")
+    assert ctl.run(["display-message", "-p", "back"], fallback=False) == "back\n"
 
 
 # -- output -----------------------------------------------------------------------------
@@ -444,7 +485,7 @@ def test_several_sessions_stream_and_count_activity(socket: str, control) -> Non
 
 
 def test_mute_stops_the_stream_but_not_the_activity(socket: str, control) -> None:
-    pane = new_session(socket, "a", "sh", "-c", "while :; do echo tick; sleep 0.2; done")
+    pane = new_session(socket, "a", *ticker("tick", 0.2))
     ctl = control(["a"])
     wait_for(lambda: received(ctl, pane) > 0, 15, "ticks")
     ctl.mute([pane])
@@ -458,8 +499,29 @@ def test_mute_stops_the_stream_but_not_the_activity(socket: str, control) -> Non
     wait_for(lambda: received(ctl, pane) > muted.bytes, 15, "bytes again")
 
 
+def test_only_followed_panes_stream_when_asked(socket: str, control) -> None:
+    watched = new_session(socket, "a", *ticker("watched", 0.1))
+    _w, other = new_window(socket, "a", *ticker("other", 0.1))
+    ctl = control(["a"], stream_all=False)
+    ctl.follow(watched)
+    # The other pane is muted when it first prints; its activity still shows.
+    wait_for(lambda: other in ctl.muted(), 15, "the unfollowed pane to be muted")
+    wait_for(lambda: received(ctl, watched) > 0, 15, "the followed pane's bytes")
+    assert watched not in ctl.muted()
+    seen = ctl.activity(other)
+    assert seen is not None
+    wait_for(lambda: ctl.activity(other).seq > seen.seq, 15, "the muted pane's activity")  # type: ignore
+    assert received(ctl, other) == seen.bytes
+    assert "watched" in ctl.read(watched).text
+    # Following it streams it; unfollowing mutes it again.
+    ctl.follow(other)
+    wait_for(lambda: "other" in ctl.read(other).text, 15, "the newly followed pane's text")
+    ctl.unfollow(other)
+    assert other in ctl.muted()
+
+
 def test_a_paused_pane_is_continued(socket: str, control) -> None:
-    pane = new_session(socket, "a", "sh", "-c", "while :; do echo tick; sleep 0.05; done")
+    pane = new_session(socket, "a", *ticker("tick", 0.05))
     ctl = control(["a"])
     rec = Recorder()
     ctl.add_listener(rec)
