@@ -60,7 +60,7 @@ def _feeder(app: SquadApp, agents: int, interval: float, stop: threading.Event) 
         stop.wait(0.15)
 
 
-async def _measure(app: SquadApp, presses: int) -> list[float]:
+async def _measure(app: SquadApp, presses: int, give_up: float = 5.0) -> list[float]:
     latencies = []
     driver = app._driver
     assert driver is not None
@@ -71,10 +71,10 @@ async def _measure(app: SquadApp, presses: int) -> list[float]:
         key = "down" if (i // 8) % 2 == 0 else "up"
         t0 = time.perf_counter()
         driver.send_message(events.Key(key, None))
-        deadline = t0 + 5
+        deadline = t0 + give_up
         while tree.cursor_line == before:
             if time.perf_counter() > deadline:
-                raise SystemExit(f"key {key!r} was not acted on within 5 s")
+                raise SystemExit(f"key {key!r} was not acted on within {give_up:g} s")
             await asyncio.sleep(0.0005)
         latencies.append(time.perf_counter() - t0)
         await asyncio.sleep(rng.uniform(0.02, 0.12))  # land at every phase of the ticks
@@ -107,7 +107,8 @@ async def _output_latencies(app: SquadApp, live, n: int) -> list[float]:
 
 
 async def key_latencies(agents: int = 50, presses: int = 100, feed_interval: float = 1.0,
-                        size: tuple[int, int] = (160, 50)) -> list[float]:
+                        size: tuple[int, int] = (160, 50), give_up: float = 5.0
+                        ) -> list[float]:
     """Key-to-action latencies (seconds) on frozen data updated from a thread."""
     snap, hist = sample(agents)
     app = SquadApp(frozen=snap, history=hist)
@@ -119,7 +120,7 @@ async def key_latencies(agents: int = 50, presses: int = 100, feed_interval: flo
         feeder.start()
         try:
             await asyncio.sleep(0.5)
-            return await _measure(app, presses)
+            return await _measure(app, presses, give_up)
         finally:
             stop.set()
             feeder.join(5)

@@ -96,11 +96,14 @@ def build_parser() -> Parser:
             c.add_argument("--grace", type=float, help="seconds between SIGTERM and SIGKILL")
         c.add_argument("--json", action="store_true")
 
-    c = cmd("send", "deliver text to an agent exactly as written, then Enter")
+    c = cmd("send", "deliver text to an agent exactly as written, then Enter; or keys")
     c.add_argument("target", help="TEAM/AGENT")
     c.add_argument("text", nargs="?", help="the text (default: read standard input)")
     c.add_argument("--file", "-f", help="send this file's contents")
     c.add_argument("--no-enter", action="store_true", help="do not press Enter after the text")
+    c.add_argument("--key", "-k", action="append", default=[], metavar="KEY",
+                   help="press this key instead of sending text (repeatable, in order): tmux "
+                        "key names such as Escape, Enter, C-c, Up, Tab, F1")
     c.add_argument("--reason")
     c.add_argument("--json", action="store_true")
 
@@ -308,6 +311,17 @@ def cmd_send(args: argparse.Namespace) -> int:
     from squad import control
     from squad.errors import SquadError
 
+    if args.key:
+        if args.file or args.text is not None or args.no_enter:
+            raise UsageError("squad send: --key sends keys alone; give keys or text, not both")
+        from squad.tmux import check_key
+
+        for key in args.key:
+            check_key(key)  # a bad key name is refused before anything is pressed
+        live = _live(args)
+        (agent,) = _one(live, args.target)
+        outcome = control.send_keys(live, agent, args.key, reason=args.reason)
+        return _print_outcomes([outcome], args.json)
     if args.file and args.text is not None:
         raise UsageError("squad send: give TEXT or --file, not both")
     if args.file:
@@ -373,7 +387,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         snap = one_shot(live, interval=0.1)
     if args.json:
         keys = ("team", "agent", "role", "state", "status", "pid", "cpu", "rss", "procs",
-                "branch", "worktree", "exit_code", "task", "breaker", "tags")
+                "branch", "worktree", "exit_code", "task", "breaker", "tags", "session_id")
         rows = []
         for a in snap.agents:
             d = a.to_json()
@@ -463,6 +477,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from squad.errors import SquadError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["hook"]:  # run by agent programs: fast, and never an error for them
+        from squad.hooks import main as hook_main
+
+        return hook_main(argv[1:])
     try:
         parser = build_parser()
         args = parser.parse_args(arrange(_normalise(argv), parser))

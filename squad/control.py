@@ -7,15 +7,12 @@ which agent) and records an event in the audit trail. Process work goes through
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from squad import events, procs, worktrees
+from squad import events, launch, procs, worktrees
 from squad.errors import ControlError, SquadError, TargetError
 from squad.layout import Agent, Squad, check_programs
 from squad.live import (
@@ -26,7 +23,7 @@ from squad.live import (
     save_layout,
     wrapper_argv,
 )
-from squad.state import NOFOLLOW, squad_dir
+from squad.state import squad_lock
 from squad.tmux import Pane, Tmux, env_args, format_literal
 
 WINDOW_SIZE = ("160", "48")  # detached windows; a client attaching resizes them
@@ -66,12 +63,25 @@ def _prepare_dir(squad: Squad, agent: Agent) -> tuple[Path, str | None]:
     return workdir, note
 
 
-def _window_args(squad: Squad, agent: Agent, socket: str, workdir: Path) -> list[str]:
+def _spawn(squad: Squad, agent: Agent, socket: str, workdir: Path,
+           resume: str | None = None) -> tuple[list[str], launch.Launch]:
+    """tmux arguments for the agent's window (directory, environment, then ``--`` and the
+    command), and how it is launched (hooks, conversation id)."""
+    how = launch.prepare(squad, agent, resume=resume)
     # tmux expands -c (and -n) as formats, where #(...) would run a shell command; -e values
     # are taken literally.
-    env = agent_env(squad, agent, socket)
+    env = agent_env(squad, agent, socket) | how.env
     env["SQUAD_PATH"] = env.pop("PATH")  # tmux overrides PATH; the wrapper restores it
-    return ["-c", format_literal(str(workdir)), *env_args(env)]
+    return ["-c", format_literal(str(workdir)), *env_args(env), "--",
+            *wrapper_argv(how.argv)], how
+
+
+def _remember(squad: Squad, started: list[tuple[Agent, launch.Launch]]) -> None:
+    """Record the conversation ids of agents just started (a new conversation replaces the
+    one before; programs that report their id later get it recorded by the supervisor)."""
+    for agent, how in started:
+        if how.program is not None:
+            launch.record_session(squad.name, agent.target, how.program, how.session_id)
 
 
 def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
@@ -124,6 +134,7 @@ def _up(squad: Squad, tmux: Tmux, by: str) -> list[Outcome]:
         ["set-option", "-wg", "remain-on-exit", "on"],
     ]]
     sessions = {p.session for p in panes}
+    started: list[tuple[Agent, launch.Launch]] = []
     for team in squad.teams:
         session = f"={team.session}"
         for agent in team.agents:
@@ -143,25 +154,25 @@ def _up(squad: Squad, tmux: Tmux, by: str) -> list[Outcome]:
                 outcomes.append(Outcome(agent.target, "up", False, f"not started: {exc}",
                                         {"state": "failed"}))
                 continue
-            args = _window_args(squad, agent, tmux.socket, workdir)
-            argv = wrapper_argv(agent)
+            args, how = _spawn(squad, agent, tmux.socket, workdir)
+            started.append((agent, how))
             cmds: list[list[str]] = []
             units.append(cmds)
             if pane is not None:
-                cmds.append(["respawn-pane", "-k", "-t", pane.pane_id, *args, "--", *argv])
+                cmds.append(["respawn-pane", "-k", "-t", pane.pane_id, *args])
                 how = f" with status {pane.exit_code}" if pane.exit_code is not None else ""
                 state, msg = "restarted", f"restarted (it had exited{how})"
             else:
                 if team.session not in sessions:
                     cmds.append(["new-session", "-d", "-s", team.session,
                                  "-n", format_literal(agent.role),
-                                 "-x", WINDOW_SIZE[0], "-y", WINDOW_SIZE[1], *args, "--", *argv])
+                                 "-x", WINDOW_SIZE[0], "-y", WINDOW_SIZE[1], *args])
                     cmds.append(["set-option", "-t", f"{session}:", "@squad_name", squad.name])
                     cmds.append(["set-option", "-t", f"{session}:", "@squad_team", team.name])
                     sessions.add(team.session)
                 else:
                     cmds.append(["new-window", "-d", "-a", "-t", f"{session}:{{end}}",
-                                 "-n", format_literal(agent.role), *args, "--", *argv])
+                                 "-n", format_literal(agent.role), *args])
                 cmds.append(["set-option", "-w", "-t", f"{session}:{{end}}",
                              "@squad_agent", agent.name])
                 state, msg = "created", "created"
@@ -171,6 +182,7 @@ def _up(squad: Squad, tmux: Tmux, by: str) -> list[Outcome]:
     if len(units) > 1:
         tmux.run_units(units)
     save_layout(squad)  # only now: a failed `up` leaves the recorded layout as it was
+    _remember(squad, started)
     for o in outcomes:
         if o.data.get("state") not in ("kept", "failed"):
             events.record(squad.name, "up", target=o.target, by=by, reason=o.message)
@@ -179,19 +191,6 @@ def _up(squad: Squad, tmux: Tmux, by: str) -> list[Outcome]:
         outcomes.append(Outcome(target, "up", True,
                                 "running but not in the layout (left alone)", {"state": "extra"}))
     return outcomes
-
-
-@contextmanager
-def squad_lock(name: str, what: str) -> Iterator[None]:
-    """Take turns with other processes doing ``what`` to the same squad (a blocking flock
-    on a file in its state directory; the kernel frees it if the holder dies)."""
-    path = squad_dir(name) / f"{what}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 # -- down -------------------------------------------------------------------------------
@@ -419,6 +418,7 @@ def restart(live: Live, agents: list[Agent], *, grace: float | None = None,
     stop(live, [a for a, _ in ready], grace=grace, reason=reason, by=by)
     live.refresh()
     units: list[list[list[str]]] = []
+    started: list[tuple[Agent, launch.Launch]] = []
     for agent, workdir in ready:
         pane = live.pane(agent)
         if pane is None:
@@ -426,13 +426,14 @@ def restart(live: Live, agents: list[Agent], *, grace: float | None = None,
                                     f"{agent.target} lost its window while stopping: run "
                                     "`squad up`"))
             continue
-        args = _window_args(live.squad, agent, live.tmux.socket, workdir)
-        units.append([["respawn-pane", "-k", "-t", pane.pane_id, *args, "--",
-                       *wrapper_argv(agent)],
+        args, how = _spawn(live.squad, agent, live.tmux.socket, workdir)
+        started.append((agent, how))
+        units.append([["respawn-pane", "-k", "-t", pane.pane_id, *args],
                       ["clear-history", "-t", pane.pane_id]])
         outcomes.append(Outcome(agent.target, "restart", True, "restarted"))
     if units:
         live.tmux.run_units(units)
+        _remember(live.squad, started)
         live.refresh()
     for o in outcomes:
         if o.ok:
@@ -454,6 +455,17 @@ def send(live: Live, agent: Agent, data: bytes, *, enter: bool = True,
     events.record(live.squad.name, "send", target=agent.target, by=by, reason=reason,
                   bytes=len(data), preview=preview)
     return Outcome(agent.target, "send", True, f"sent {len(data)} bytes", {"bytes": len(data)})
+
+
+def send_keys(live: Live, agent: Agent, keys: list[str], *, by: str = "cli",
+              reason: str | None = None) -> Outcome:
+    """Press keys in the agent's window by tmux name (Escape interrupts Claude Code, C-c a
+    shell command, Up/Enter answer a menu), in order. Never text: see tmux.check_key."""
+    pane = _alive_pane(live, agent)
+    live.tmux.send_keys(pane.pane_id, *keys)
+    events.record(live.squad.name, "keys", target=agent.target, by=by, reason=reason,
+                  keys=" ".join(keys))
+    return Outcome(agent.target, "keys", True, f"pressed {' '.join(keys)}", {"keys": keys})
 
 
 def capture(live: Live, agent: Agent, *, lines: int = 2000, ansi: bool = False) -> str:

@@ -95,7 +95,8 @@ class Desk:
 
     def __init__(self, live: Live, store: TaskStore, *, by: str = "supervisor",
                  rng: random.Random | None = None,
-                 on_delivered: Callable[[str], None] | None = None) -> None:
+                 on_delivered: Callable[[str], None] | None = None,
+                 hooks: HookReader | None = None) -> None:
         self.live = live
         self.on_delivered = on_delivered  # told the target of every delivery sent
         self.backoff_base = 5.0  # seconds before the first retry; doubles per failure
@@ -104,7 +105,7 @@ class Desk:
         self.by = by
         self.rng = rng or random.Random()
         self.reconciled = False
-        self.hooks = HookReader(live.squad.name)
+        self.hooks = hooks or HookReader(live.squad.name)
         self.worked: set[int] = set()  # tasks whose holder was seen busy since take-up
         self._patterns: dict[Agent, Patterns] = {}
 

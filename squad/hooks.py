@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,32 @@ from squad.state import squad_dir
 
 KINDS = ("start", "submit", "tool", "question", "stop", "idle")
 FRESH = 600.0  # seconds a hook event counts as evidence without a newer one
+
+# (program, its own event name) -> kind. Notifications are told apart by their type.
+EVENTS = {
+    ("claude", "SessionStart"): "start", ("claude", "UserPromptSubmit"): "submit",
+    ("claude", "PreToolUse"): "tool", ("claude", "PostToolUse"): "tool",
+    ("claude", "Stop"): "stop",
+    ("gemini", "SessionStart"): "start", ("gemini", "BeforeAgent"): "submit",
+    ("gemini", "BeforeTool"): "tool", ("gemini", "AfterTool"): "tool",
+    ("gemini", "AfterAgent"): "stop",
+    ("codex", "agent-turn-complete"): "stop",
+}
+QUESTIONS = {"permission_prompt", "ToolPermission", "elicitation_dialog"}
+IDLES = {"idle_prompt"}
+
+
+def kind_for(program: str, event: str, payload: dict[str, Any]) -> str | None:
+    """What a program's hook event means for squad (None: nothing squad uses)."""
+    if event == "Notification":
+        ntype = str(payload.get("notification_type") or "")
+        message = str(payload.get("message") or "")
+        if ntype in QUESTIONS or "permission" in message.lower():
+            return "question"
+        if ntype in IDLES or "waiting for your input" in message.lower():
+            return "idle"
+        return None
+    return EVENTS.get((program, event))
 
 
 def log_path(squad: str) -> Path:
@@ -49,7 +76,7 @@ def record(squad: str, target: str, kind: str, program: str,
         value = payload.get(key)
         if isinstance(value, str | int | float) and not isinstance(value, bool):
             event[key.replace("-", "_")] = value if not isinstance(value, str) else value[:500]
-    events.append(log_path(squad), event)
+    events.append(log_path(squad), event, rotate=True)
     return event
 
 
@@ -119,3 +146,47 @@ class HookReader:
         if seen is None or t is None or seen.at < t or now - seen.at > FRESH:
             return None
         return seen.kind
+
+
+def main(argv: list[str]) -> int:
+    """``squad hook PROGRAM EVENT --squad NAME --target TEAM/AGENT [--home DIR]``: record one
+    hook event; the program's JSON comes on standard input (Codex passes it as the last
+    argument instead). Never fails the program that called it: problems go to stderr and the
+    exit status is 0 (Claude Code and Gemini CLI would block a turn on exit status 2).
+    Prints ``{}`` for Gemini CLI, which expects JSON on standard output, and nothing else."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="squad hook", add_help=True)
+    parser.add_argument("program")
+    parser.add_argument("event")
+    parser.add_argument("payload", nargs="?", help="the event's JSON (Codex's notify)")
+    parser.add_argument("--squad", default=os.environ.get("SQUAD_NAME"))
+    parser.add_argument("--target")
+    parser.add_argument("--home")
+    try:
+        args = parser.parse_args(argv)
+        if args.home:
+            os.environ["SQUAD_HOME"] = args.home
+        target = args.target or "/".join(
+            filter(None, (os.environ.get("SQUAD_TEAM"), os.environ.get("SQUAD_AGENT"))))
+        text = args.payload if args.payload is not None else (
+            sys.stdin.read() if not sys.stdin.isatty() else "")
+        try:
+            payload = json.loads(text) if text.strip() else {}
+        except ValueError:
+            payload = {}
+        if not isinstance(payload, dict):
+            payload = {}
+        event = args.event
+        if args.program == "codex" and payload.get("type"):
+            event = str(payload["type"])
+        kind = kind_for(args.program, event, payload)
+        if kind and args.squad and "/" in target:
+            record(args.squad, target, kind, args.program, payload)
+    except SystemExit:
+        pass
+    except Exception as exc:  # noqa: BLE001 - a hook must never break the agent's turn
+        print(f"squad hook: {exc}", file=sys.stderr)
+    if len(argv) > 0 and argv[0] == "gemini":
+        print("{}")
+    return 0

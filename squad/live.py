@@ -207,7 +207,7 @@ def _site_dirs() -> set[str]:
     return {str(Path(d).resolve()) for d in dirs}
 
 
-def wrapper_argv(agent: Agent) -> list[str]:
+def wrapper_argv(argv: list[str]) -> list[str]:
     """The window's command: the thin wrapper, with the agent's command as its child."""
     wrapper = Path(__file__).with_name("wrapper.py")
-    return [sys.executable, "-S", str(wrapper), "--", *agent.argv]
+    return [sys.executable, "-S", str(wrapper), "--", *argv]

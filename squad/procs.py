@@ -131,6 +131,24 @@ def scan() -> Table:
     return Table(at=time.monotonic(), procs=procs)
 
 
+_BOOT: list[float] = []
+
+
+def started_at(start: float) -> float:
+    """Wall-clock time of a process start as a scan reports it (clock ticks since boot on
+    Linux; already wall-clock time elsewhere)."""
+    if not LINUX:
+        return start
+    if not _BOOT:
+        try:
+            with open("/proc/stat") as f:
+                _BOOT.append(next(float(line.split()[1]) for line in f
+                                  if line.startswith("btime ")))
+        except (OSError, StopIteration, ValueError, IndexError):
+            _BOOT.append(time.time() - time.monotonic())
+    return _BOOT[0] + start / CLK_TCK
+
+
 def proc_state(pid: int) -> str | None:
     """The state letter of one process, or None if it is gone."""
     if LINUX:

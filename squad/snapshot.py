@@ -18,7 +18,8 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from squad import procs
+from squad import launch, procs
+from squad.hooks import HookReader
 from squad.layout import Agent
 from squad.live import Live
 from squad.state import NOFOLLOW, squad_dir, write_private
@@ -60,6 +61,7 @@ class AgentRow:
     breaker: str = "closed"
     raw_status: str = ""  # the latest single observation, before debouncing
     wrapper_start: float | None = None  # the wrapper's start time: with its pid, an identity
+    session_id: str | None = None  # its program's conversation id, when squad knows it
 
     @property
     def identity(self) -> str | None:
@@ -106,9 +108,12 @@ def _hash(text: str) -> str:
 class Observer:
     """Produces successive snapshots of one squad, remembering what ticks need to compare."""
 
-    def __init__(self, live: Live, *, capture: bool = True) -> None:
+    def __init__(self, live: Live, *, capture: bool = True,
+                 hooks: HookReader | None = None) -> None:
         self.live = live
         self.capture = capture
+        self.hooks = hooks  # the programs' own hook events (status evidence), if any
+        self._sessions: tuple[float, dict[str, dict]] = (-1.0, {})
         self.sampler = procs.Sampler()
         self.trackers: dict[str, StatusTracker] = {}
         self.seen: dict[str, tuple[str, float]] = {}  # target -> (screen hash, changed_at)
@@ -133,6 +138,8 @@ class Observer:
         now, wall = time.monotonic(), time.time()
         agents = live.squad.agents()
         panes = {a.target: live.pane(a) for a in agents}
+        if self.hooks is not None:
+            self.hooks.poll()
         screens: dict[str, str] = {}
         if self.capture:
             ids = {p.pane_id: t for t, p in panes.items() if p is not None}
@@ -182,9 +189,14 @@ class Observer:
         if prev is None:
             changed_at = started[2]
         self.seen[agent.target] = (digest, changed_at)
+        hook = None
+        if self.hooks is not None and wrapper is not None:
+            # Only what the program said since its window's process started (a restart
+            # makes older events someone else's), and not too long ago.
+            hook = self.hooks.since(agent.target, procs.started_at(wrapper.start) - 1.0)
         ev = Evidence(now=now, started_at=started[2], screen=screen, changed_at=changed_at,
                       dead=pane.dead, exit_code=pane.exit_code, stopped=usage.stopped,
-                      cpu=usage.cpu)
+                      cpu=usage.cpu, hook=hook, fullscreen=pane.fullscreen)
         tracker = self.tracker(agent)
         status = tracker.update(ev)
         hist = self.history.setdefault(agent.target, deque(maxlen=600))
@@ -204,8 +216,21 @@ class Observer:
             since=wall - (now - tracker.since),
             raw_status=str(tracker.raw or status),
             wrapper_start=wrapper.start if wrapper is not None else None,
+            session_id=self.sessions().get(agent.target, {}).get("session_id"),
             **base,
         )
+
+
+    def sessions(self) -> dict[str, dict]:
+        """The conversation ids squad knows (re-read only when the file changed)."""
+        path = launch.sessions_path(self.live.squad.name)
+        try:
+            stamp = path.stat().st_mtime
+        except OSError:
+            stamp = 0.0
+        if stamp != self._sessions[0]:
+            self._sessions = (stamp, launch.sessions(self.live.squad.name))
+        return self._sessions[1]
 
 
 def one_shot(live: Live, interval: float = 0.15) -> Snapshot:

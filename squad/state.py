@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from squad.errors import StorageError, storage_error
@@ -95,6 +98,19 @@ def check_writable(path: Path | None = None) -> Path:
 # squad's own files in a squad's state directory; none of them may be a symbolic link.
 STATE_FILES = ("events.jsonl", "hooks.jsonl", "layout.toml", "snapshot.json", "tasks.db",
                "tasks.db-wal", "tasks.db-shm", "supervisor.lock", "up.lock", "squad.log")
+
+
+@contextmanager
+def squad_lock(name: str, what: str) -> Iterator[None]:
+    """Take turns with other processes doing ``what`` to the same squad (a blocking flock
+    on a file in its state directory; the kernel frees it if the holder dies)."""
+    path = squad_dir(name) / f"{what}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def log_bug(context: str) -> str:

@@ -18,6 +18,12 @@ Where patterns look
 Rules, first that applies wins (:func:`classify`)
     1. the pane's process exited                                  -> exited
     2. every process of the agent's tree is stopped               -> paused
+    h. the program's own hook (fresh, since it started) said: a permission question
+       -> needs-input; a prompt submitted or a tool running -> working (needs-input if a
+       question is on screen; stalled when frozen as below); the turn ended -> idle unless
+       the screen shows a busy sign
+    f. a full-screen program (alternate screen) with no busy sign -> idle (needs-input
+       on a question): editors, pagers and monitors redraw by themselves and wait for keys
     3. a line prompt (``ready_lines`` = 1) on the last line, itself neither a question nor a
        busy sign                                                   -> idle (older output
        above the prompt does not count)
@@ -298,7 +304,9 @@ def _interpreter_name(prog: str, args: Sequence[str]) -> str | None:
             continue
         if not arg.startswith("-"):
             return _name_of_word(arg)
-    return None
+    # Nothing to run: the interpreter's own prompt (the Python REPL), which runs what it
+    # receives.
+    return "python" if prog.startswith(("python", "pypy")) else None
 
 
 def _runner_name(args: Sequence[str], depth: int) -> str | None:
@@ -377,6 +385,8 @@ class Evidence:
     exit_code: int | None = None
     stopped: bool = False  # every process of the agent's tree is stopped (SIGSTOP)
     cpu: float = 0.0  # CPU % of the agent's whole tree, recent
+    hook: str | None = None  # the program's latest hook event since it started, if fresh
+    fullscreen: bool = False  # the program drew on the alternate screen (vim, less, htop)
 
 
 _ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
@@ -413,9 +423,26 @@ def classify(ev: Evidence, pats: Patterns, stall_after: float = 120.0) -> Status
         return Status.EXITED
     if ev.stopped:
         return Status.PAUSED
+    if ev.hook == "question":
+        return Status.NEEDS_INPUT
     n_tail, n_ready = max(pats.tail_lines, 1), max(pats.ready_lines, 1)
     tail = bottom_lines(ev.screen, max(n_tail, n_ready))
     bottom = tail[-n_ready:]
+    stalled = ev.now - ev.changed_at > stall_after and ev.cpu < BUSY_CPU
+    if ev.hook in ("submit", "tool", "stop", "idle"):
+        # The program said where it is: between a submitted prompt and the end of its turn
+        # it works (a question on screen still wins); after it, it is idle unless the
+        # screen shows otherwise.
+        if matches(pats.input, tail[-n_tail:]):
+            return Status.NEEDS_INPUT
+        if ev.hook in ("submit", "tool"):
+            return Status.STALLED if stalled else Status.WORKING
+        if not matches(pats.busy, tail[-n_tail:]):
+            return Status.IDLE
+    if ev.fullscreen and not matches(pats.busy, tail[-n_tail:]):
+        # A full-screen program (an editor, a pager, top) waits for keys whatever its
+        # screen says, and redraws it by itself: never "working", never "stalled".
+        return Status.NEEDS_INPUT if matches(pats.input, tail[-n_tail:]) else Status.IDLE
     # A line prompt on the last line means the program waits for input, whatever older
     # output above it says ("working step 3/3" just before the prompt). Programs that draw
     # their prompt box all the time (ready_lines > 1) say they work elsewhere on screen.
@@ -424,7 +451,6 @@ def classify(ev: Evidence, pats: Patterns, stall_after: float = 120.0) -> Status
         return Status.IDLE
     if matches(pats.input, tail[-n_tail:]):
         return Status.NEEDS_INPUT
-    stalled = ev.now - ev.changed_at > stall_after and ev.cpu < BUSY_CPU
     if matches(pats.busy, tail[-n_tail:]):
         return Status.STALLED if stalled else Status.WORKING
     if matches(pats.ready, tail[-n_ready:]):

@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from squad import events
+from squad import events, launch
 from squad.delivery import Desk, event_sink
 from squad.errors import SquadError, storage_error
+from squad.hooks import HookReader
 from squad.live import Live
 from squad.notify import Notifier
 from squad.snapshot import Observer, Snapshot, publish
@@ -75,12 +76,14 @@ class Supervisor:
         self.live = live
         self.by = by
         self.interval = interval
-        self.observer = Observer(live)
+        self.hooks = HookReader(live.squad.name)
+        self.observer = Observer(live, hooks=self.hooks)
         self.lock = Lock(live.squad.name)
         self.statuses: dict[str, str] = {}
         self.last: Snapshot | None = None
         self.store = TaskStore.for_squad(live.squad.name, on_event=event_sink(live.squad.name, by))
-        self.desk = Desk(live, self.store, by=by, on_delivered=self._delivered)
+        self.desk = Desk(live, self.store, by=by, on_delivered=self._delivered,
+                         hooks=self.hooks)
         self.notifier = Notifier(live.squad.notify, live.squad.name)
 
     def start(self) -> None:
@@ -109,6 +112,7 @@ class Supervisor:
                               system=system, **extra)
             self.statuses[row.target] = row.status
         if self.dispatching:
+            self._learn_sessions(snap)
             if self.notifier.config != self.live.squad.notify:  # a layout brought up again
                 self.notifier.configure(self.live.squad.notify)
             self.notifier.tick(snap.agents, snap.at, screens=snap.screens)
@@ -117,6 +121,18 @@ class Supervisor:
         if self.lock.fd is not None:
             publish(snap)  # best effort: a full disk must not stop supervision
         return snap
+
+    def _learn_sessions(self, snap: Snapshot) -> None:
+        """Conversation ids programs reported through their hooks (Codex, Gemini CLI) are
+        recorded, so restarts can resume them."""
+        known = {r.target: r.session_id for r in snap.agents}
+        for target, session in self.hooks.sessions.items():
+            seen = self.hooks.latest.get(target)
+            if target in known and known[target] != session and seen is not None:
+                agent = self.live.squad.agent(target)
+                program = launch.known_program(agent) if agent else None
+                if program:
+                    launch.record_session(self.live.squad.name, target, program, session)
 
     def _delivered(self, target: str) -> None:
         """An agent that was just handed text is busy from now on, whatever the debouncer

@@ -39,6 +39,7 @@ _PANE_FIELDS = (
     "pane_width",
     "pane_height",
     "pane_current_path",
+    "alternate_on",
 )
 PANE_FORMAT = SEP.join("#{" + f + "}" for f in _PANE_FIELDS)
 
@@ -63,6 +64,7 @@ class Pane:
     width: int
     height: int
     path: str
+    fullscreen: bool = False  # the program is on the alternate screen (vim, less, htop)
 
     @property
     def target(self) -> str:
@@ -269,6 +271,7 @@ class Tmux:
                     width=_int(f[13]) or 0,
                     height=_int(f[14]) or 0,
                     path=f[15],
+                    fullscreen=f[16] == "1",
                 )
             )
         return panes
