@@ -63,7 +63,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 5.0  # seconds for a reply; past it the connection counts as hung
 PAUSE_AFTER = 3  # seconds of output tmux may hold for us before pausing a pane
 BUFFER_CHARS = 256 * 1024  # per followed pane; beyond it the oldest text is dropped (a gap)
-COALESCE = 0.005  # seconds the reader lets notifications gather: fewer wake-ups, +5 ms at most
 EVENT_QUEUE = 2_000  # events waiting for listeners (a few MB at most); then dropped
 ACTIVITY_SUBSCRIPTION = "squad-activity"
 _BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # seconds between reconnection attempts
@@ -342,7 +341,6 @@ class ControlClient:
         on_event: Callable[[ControlClient, Event], None] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         pause_after: int | None = PAUSE_AFTER,
-        coalesce: float = COALESCE,
         binary: str | None = None,
     ) -> None:
         self.socket = socket
@@ -351,8 +349,6 @@ class ControlClient:
         self.session_id = ""
         self.timeout = timeout
         self.pause_after = pause_after
-        self.coalesce = coalesce
-        """Seconds the reader lets notifications gather after a small read (0: none)."""
         self.binary = binary or shutil.which("tmux")
         self.state = "new"
         """``new``, ``starting``, ``ready``, ``broken`` or ``closed``."""
@@ -366,7 +362,6 @@ class ControlClient:
         self._state_lock = threading.Lock()
         self._pending: collections.deque[_Request] = collections.deque()
         self._ready = threading.Event()
-        self._request_written = threading.Event()
         self._reader: threading.Thread | None = None
         self._decoders: dict[str, codecs.IncrementalDecoder] = {}
         self._secret = secrets.token_hex(6)
@@ -501,7 +496,6 @@ class ControlClient:
             req = _Request(line[:200].decode("utf-8", "replace"), token, notes)
             with self._pending_lock:
                 self._pending.append(req)
-            self._request_written.set()
             try:
                 # The token on a line of its own always runs, even when the request fails.
                 self._write(line + b"\ndisplay-message -p " + token + b"\n")
@@ -610,19 +604,6 @@ class ControlClient:
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
                     break
-                if self.coalesce and len(chunk) < 8192 and not self._pending:
-                    # Let a few notifications gather: one wake-up for several instead of one
-                    # each. A request written meanwhile ends the wait (its reply is not
-                    # delayed), and tmux holds at most a pipe's worth for us.
-                    self._request_written.wait(self.coalesce)
-                    self._request_written.clear()
-                    more = _read_available(fd)
-                    if more is None:
-                        chunk, eof = chunk, True
-                    else:
-                        chunk, eof = chunk + more, False
-                else:
-                    eof = False
                 lines = (rest + chunk).split(b"\n")
                 rest = lines.pop()
                 for line in lines:
@@ -643,8 +624,6 @@ class ControlClient:
                     elif line:
                         # Errors of commands that finished after their %end land here.
                         log.info("tmux control %s: stray line %r", self.session, line[:200])
-                if eof:
-                    break
         except Exception:  # noqa: BLE001
             log.exception("tmux control reader for %s failed", self.session)
         err = b""
@@ -729,22 +708,6 @@ class ControlClient:
         if dec is None:
             dec = self._decoders[pane] = codecs.getincrementaldecoder("utf-8")("replace")
         self._emit(Output(self.session, pane, data, dec.decode(data), age, time.monotonic()))
-
-
-def _read_available(fd: int) -> bytes | None:
-    """What can be read from ``fd`` without waiting: b"" if nothing, None at end of file."""
-    out = b""
-    while True:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        if not poller.poll(0):
-            return out
-        data = os.read(fd, 1 << 16)
-        if not data:
-            return out or None
-        out += data
-        if len(data) < 1 << 16:
-            return out
 
 
 def _parse_notification(s: str, name: str, rest: str) -> Event:
@@ -856,7 +819,6 @@ class TmuxControl:
         pause_after: int | None = PAUSE_AFTER,
         buffer_chars: int = BUFFER_CHARS,
         stream_all: bool = True,
-        coalesce: float = COALESCE,
         binary: str | None = None,
     ) -> None:
         self.socket = socket
@@ -866,7 +828,7 @@ class TmuxControl:
         self.stream_all = stream_all
         """False: only followed panes stream their bytes; every other pane is muted when it
         first prints (its activity then comes once a second from tmux's activity time)."""
-        self.coalesce = coalesce
+
         self.binary = binary or shutil.which("tmux")
         self.fallbacks = 0
         """Requests run as forked tmux because no control client was ready."""
@@ -1411,7 +1373,7 @@ class TmuxControl:
     def _connect(self, session: str) -> None:
         client = ControlClient(self.socket, session, on_event=self._on_event,
                                timeout=self.timeout, pause_after=self.pause_after,
-                               coalesce=self.coalesce, binary=self.binary)
+                               binary=self.binary)
         with self._lock:
             if self._closed or session not in self._watched:
                 return
