@@ -32,7 +32,19 @@ Facts about tmux 3.3a this relies on, checked on a real server:
 - Without ``-u`` a client on a non-UTF-8 locale gets ``_`` for every non-ASCII character in
   replies; ``%output`` escapes bytes below 32 and the backslash as ``\\ooo``, the rest raw.
 - A control client without a size of its own never resizes windows; ``ignore-size`` makes
-  that explicit. It exits when its standard input closes.
+  that explicit. It exits when its standard input closes. ``-N`` keeps an attach attempt
+  from starting a server when none runs.
+- ``%output`` comes only for panes of the session the client is attached to; subscriptions
+  (``refresh-client -B``) reach other sessions no better and give format values, not bytes.
+  Hence one client per team session (the tmux server writes to our pipe itself, so an idle
+  client process costs nothing).
+- Flow: a reader that stops entirely makes tmux stop reading every pane whose only attached
+  clients are control clients with output waiting, so agents printing meanwhile block;
+  without ``pause-after`` tmux instead buffers for the client without bound (100 MB in 3 s of
+  a flooding pane). So the reader runs no one else's code: it parses, counts and buffers, and
+  listeners get events on a thread of their own through a bounded queue.
+- ``kill-window`` notifies after unlinking: every client, the window's own session included,
+  usually hears ``%unlinked-window-close``.
 """
 
 from __future__ import annotations
@@ -800,10 +812,14 @@ class TmuxControl:
     """squad's persistent connection to its tmux server: one control client per watched
     session (a team), commands over any of them, live output and activity for every pane.
 
-    Threads: one reader per client (parses, updates counters and buffers, calls listeners),
-    one keeper (starts and restarts clients, continues paused panes), and any number of
-    callers. Every public method is thread-safe and none blocks on another's I/O except
-    :meth:`run`, which waits for its own reply at most ``timeout`` seconds.
+    Threads: one reader per client (parses, updates counters and buffers, queues events),
+    one event thread (calls listeners), one keeper (starts and restarts clients, mutes and
+    continues panes), and any number of callers. Every public method is thread-safe; the
+    ones that talk to tmux (:meth:`run`, :meth:`capture`, :meth:`mute`, :meth:`unmute`,
+    :meth:`follow`) wait for their own replies, at most ``timeout`` seconds each.
+
+    Route squad's calls through it per :class:`squad.tmux.Tmux` instance, not globally: its
+    fallbacks use a fresh ``Tmux(socket)`` or a forked ``tmux`` of their own.
 
     When no client is ready, :meth:`run` runs the commands as a forked ``tmux`` instead
     (counted in :attr:`fallbacks`) and the keeper keeps trying to reconnect with backoff;
