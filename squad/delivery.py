@@ -285,12 +285,13 @@ class Desk:
         pats = self.patterns(holder)
         screen = screens.get(holder, "")
         look = self._look(holder, screen, delivered)
+        text = (task.review_text(pats.marker) if task.status is TaskStatus.REVIEW
+                else task.delivery_text(pats.marker))
         if not proof.finished(look, task.marker, task.taken_screen, pats,
-                              worked=task.id in self.worked):
+                              worked=task.id in self.worked, text=text):
             return
-        full = self._screen(holder, history=HISTORY) if (
-            task.marker and task.marker not in screen) else screen
-        output = proof.output_after(full, task.marker, pats)
+        full = self._screen(holder, history=HISTORY)
+        output = proof.output_after(full, task.marker, pats, text)
         if output is None:  # no marker on screen: its last lines are the answer
             output = "\n".join(full.rstrip().split("\n")[-40:])
         if task.status is TaskStatus.REVIEW:

@@ -39,6 +39,10 @@ def rotated_paths(path: Path) -> list[Path]:
 
 
 _cpu_prev: tuple[float, float] | None = None
+_cpu_last: float | None = None
+# Jiffies of all CPUs between two readings before a new figure is computed (about half a
+# second on two cores): closer readings measure noise.
+_CPU_SPAN = 100.0
 
 
 def system_state(squad: str | None = None) -> dict[str, float | None]:
@@ -48,12 +52,15 @@ def system_state(squad: str | None = None) -> dict[str, float | None]:
     taken from the snapshot a running supervisor published for ``squad`` (at most a few
     seconds old); when neither exists it is None (unknown) rather than an average since boot.
     """
-    global _cpu_prev
+    global _cpu_prev, _cpu_last
     cpu: float | None = None
     now = system_cpu_times()
-    if now is not None and _cpu_prev is not None and now[1] > _cpu_prev[1]:
+    if now is not None and _cpu_prev is not None and now[1] - _cpu_prev[1] >= _CPU_SPAN:
         cpu = round(100.0 * (1 - (now[0] - _cpu_prev[0]) / (now[1] - _cpu_prev[1])), 1)
-    if now is not None:
+        _cpu_prev, _cpu_last = now, cpu
+    elif now is not None and _cpu_prev is not None:
+        cpu = _cpu_last  # too soon after the last reading to measure anything new
+    elif now is not None:
         _cpu_prev = now
     if cpu is None and squad is not None:
         from squad.snapshot import read_published_system

@@ -164,7 +164,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--target")
     parser.add_argument("--home")
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_intermixed_args(argv)  # Codex appends its JSON after all
         if args.home:
             os.environ["SQUAD_HOME"] = args.home
         target = args.target or "/".join(

@@ -20,7 +20,9 @@ Taken up (the prompt was submitted) when any of these holds, after the text was 
 Finished (the task was done) when the holder is idle again and, since it took the task up:
     1. its hook reported the turn ended; or
     2. this supervisor saw it busy or asking (a real observation, not an assumed status); or
-    3. the marker is on screen with output after it that is more than the prompt; or
+    3. the marker is on screen with output in answer to the text: lines that are not its
+       echo, a prompt or decoration (a shell or REPL may answer before the marker, running
+       each line as it arrives); or
     4. the marker is not on screen and the screen changed since the take-up.
 Idle alone is never enough: a prompt still on screen two seconds after a delivery proves
 nothing.
@@ -107,42 +109,46 @@ def taken_up(look: Look, marker: str | None, sent_screen: str | None, pats: Patt
             and screen_hash(look.screen) != sent_screen)
 
 
-def output_after(screen: str, marker: str | None, pats: Patterns) -> str | None:
-    """What the agent printed after the marker, without the prompt it is back at (None when
-    the marker is not on screen)."""
+_DECORATION = re.compile(r"^[\s\u2500-\u257f\u2580-\u259f]*$")  # box drawing, blocks
+
+
+def output_after(screen: str, marker: str | None, pats: Patterns,
+                 text: str | None = None) -> str | None:
+    """What the agent printed in answer to the delivered ``text`` (None when its marker is
+    not on screen): the lines from where the text's echo begins, without the echo itself,
+    prompts, and box-drawing decoration. Output may come before the marker: a shell or a
+    REPL runs each line of a paste as it arrives."""
     if not marker:
         return None
     lines = _lines(screen)
     at = _first(lines, marker)
     if at < 0:
         return None
-    rest = lines[at + 1:]
-    while rest and not rest[-1].strip():
-        rest.pop()
-    ready = bottom_lines("\n".join(rest), pats.ready_lines) if rest else []
-    if ready and matches(pats.ready, ready):
-        rest = rest[: len(rest) - _span(rest, len(ready))]
-    return "\n".join(rest).strip("\n")
-
-
-def _span(lines: list[str], nonblank: int) -> int:
-    """How many lines from the end hold the last ``nonblank`` non-blank ones."""
-    seen = 0
-    for i in range(len(lines) - 1, -1, -1):
-        if lines[i].strip():
-            seen += 1
-            if seen == nonblank:
-                return len(lines) - i
-    return len(lines)
+    sent = [ln.strip() for ln in (text or marker).splitlines() if ln.strip()]
+    start = at
+    if sent:
+        head = sent[0]
+        start = next((i for i in range(at, -1, -1) if lines[i].rstrip().endswith(head)), at)
+    out = []
+    for line in lines[start:]:
+        bare = line.strip()
+        if not bare or marker in line or _DECORATION.match(line):
+            continue
+        if any(bare.endswith(s) for s in sent):
+            continue  # the program's echo of what it was sent (after its prompt)
+        if matches(pats.ready, [line]):
+            continue  # a prompt
+        out.append(line)
+    return "\n".join(out)
 
 
 def finished(look: Look, marker: str | None, taken_screen: str | None, pats: Patterns, *,
-             worked: bool) -> bool:
+             worked: bool, text: str | None = None) -> bool:
     """Whether an idle holder finished its task (rules in the module docstring)."""
     if look.hook == "stop" or worked:
         return True
     if marker_place(look.screen, marker, pats) == "history":
-        return bool((output_after(look.screen, marker, pats) or "").strip())
+        return bool((output_after(look.screen, marker, pats, text) or "").strip())
     if marker_place(look.screen, marker, pats) == "input":
         return False
     return taken_screen is not None and screen_hash(look.screen) != taken_screen
