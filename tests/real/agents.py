@@ -100,7 +100,9 @@ class CLI:
 CLAUDE = CLI(
     "claude", "@anthropic-ai/claude-code", "2.1.197", "npm/node_modules/.bin/claude",
     "anthropic",
-    ready=r"^\s*\? for shortcuts", busy=r"esc to interrupt",
+    # The input box: a rule, then the prompt line (its footer hint varies: `? for
+    # shortcuts`, or a notice such as "tmux focus-events off").
+    ready=r"^─{20,}\n❯", busy=r"esc to interrupt",
     question=r"Do you want to proceed\?", approve=("Enter",), deny=("Escape",),
     quit=("C-c", "C-c"), interrupt=("Escape",))
 CODEX = CLI(
@@ -186,8 +188,7 @@ class RealAgent:
         """A complete environment for starting the CLI directly (tmux new-session -e ...)."""
         env = {k: v for k, v in (base or os.environ).items()
                if k in ("USER", "LOGNAME", "SHELL")}
-        env.update(TERM="xterm-256color", COLORTERM="truecolor", LANG="C.UTF-8",
-                   LC_ALL="C.UTF-8")
+        env.update(COLORTERM="truecolor", LANG="C.UTF-8", LC_ALL="C.UTF-8")
         env.update(self.env)
         return env
 
@@ -260,9 +261,10 @@ def write_shims(bin_dir: Path) -> Path:
     return bin_dir
 
 
-def real_agent_env(cli: str, root: Path, model_url: str, *, workdir: Path | None = None,
+def real_agent_env(cli: str, root: Path, model: object, *, workdir: Path | None = None,
                    trust: Iterable[Path] = ()) -> RealAgent:
-    """Set up ``cli`` to run offline against the fake model at ``model_url``.
+    """Set up ``cli`` to run offline against the fake model ``model`` (a running
+    :class:`~tests.real.fakemodel.FakeModel`, or its URL).
 
     Creates ``root/<cli>/home`` (settings, temp dirs) and, unless ``workdir`` is given,
     ``root/<cli>/work``; ``root/bin`` holds the shims. The work directory, ``root`` and any
@@ -300,7 +302,8 @@ def real_agent_env(cli: str, root: Path, model_url: str, *, workdir: Path | None
         "NO_UPDATE_NOTIFIER": "1",
         "NPM_CONFIG_UPDATE_NOTIFIER": "false",
     }
-    agent = RealAgent(spec, home, work, bin_dir, model_url.rstrip("/"), env)
+    model_url = str(getattr(model, "url", model)).rstrip("/")
+    agent = RealAgent(spec, home, work, bin_dir, model_url, env)
     _SETUP[cli](agent, trusted)
     return agent
 

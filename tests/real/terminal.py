@@ -35,17 +35,16 @@ class Terminal:
         return proc
 
     def start(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> Terminal:
-        """Start ``argv`` with exactly ``env`` (nothing inherited from tmux or this process)
-        in ``cwd``. The pane stays after the program ends, so its last screen and exit
-        status can be read."""
-        # The server itself starts with a minimal environment so nothing of the test's own
-        # leaks into the pane; `env -i` then gives the program exactly ``env``.
-        server_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
-                      "TERM": "xterm-256color"}
-        command = ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv]
+        """Start ``argv`` in ``cwd`` with ``env`` plus what tmux itself gives every pane
+        (``TMUX``, ``TMUX_PANE``, ``TERM``), as a program under squad sees it; nothing of
+        this process's environment leaks in. The pane stays after the program ends, so its
+        last screen and exit status can be read."""
+        # The server starts with a minimal environment (panes inherit it); -e adds ``env``.
+        server_env = {"PATH": env.get("PATH", os.defpath), "LANG": "C.UTF-8"}
+        pairs = [arg for k, v in env.items() for arg in ("-e", f"{k}={v}")]
         proc = subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", "new-session",
                                "-d", "-s", "main", "-x", str(self.width), "-y",
-                               str(self.height), "-c", str(cwd), *command],
+                               str(self.height), "-c", str(cwd), *pairs, *argv],
                               env=server_env, capture_output=True, timeout=30, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"tmux -L {self.socket} new-session: "
