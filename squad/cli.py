@@ -17,7 +17,8 @@ from pathlib import Path
 
 COMMANDS = (
     "ui", "up", "down", "ls", "pause", "resume", "stop", "restart", "send", "capture",
-    "attach", "events", "dispatch", "tasks", "task", "run", "diff", "merge", "pr",
+    "attach", "events", "dispatch", "tasks", "task", "run", "diff", "merge", "pr", "repeats",
+    "hook",
 )
 
 

@@ -34,6 +34,14 @@ def add_task_commands(cmd: Callable[[str, str], argparse.ArgumentParser]) -> Non
     c.add_argument("--timeout", help="fail the attempt after this long (seconds, or 30m, 2h)")
     c.add_argument("--attempts", help="failed attempts allowed before the task fails (default 3)")
     c.add_argument("--review-by", metavar="TEAM/AGENT", help="have this agent review the result")
+    c.add_argument("--every", metavar="DURATION",
+                   help="repeat: a new task every 15m, 2h, 1d (never while one is still open)")
+    c.add_argument("--at", metavar="HH:MM",
+                   help="repeat daily at this local time (with --every: from this time on)")
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("repeats", "list recurring tasks (squad dispatch --every / --at)")
+    c.add_argument("--stop", metavar="ID", help="stop this series (its open task goes on)")
     c.add_argument("--json", action="store_true")
 
     c = cmd("tasks", "list the task queue")
@@ -84,7 +92,8 @@ def _squad(args: argparse.Namespace):
 
     tmux = Tmux(socket_name(args.socket))
     squad = load_saved_layout(pick_squad(tmux, args.squad_name))
-    if args.command == "dispatch" or (args.command == "task" and args.task_command != "show"):
+    if args.command == "dispatch" or (args.command == "task" and args.task_command != "show") \
+            or (args.command == "repeats" and args.stop is not None):
         from squad.state import check_writable, squad_dir
 
         check_writable(squad_dir(squad.name))
@@ -150,6 +159,8 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
                           f"(teams: {', '.join(t.name for t in squad.teams)})")
     from squad.tasks import parse_attempts, parse_due, parse_duration
 
+    if args.every is not None or args.at is not None:
+        return _dispatch_repeat(args, squad, prompt)
     due = parse_due(args.due) if args.due else None
     timeout = parse_duration(args.timeout) if args.timeout else None
     attempts = parse_attempts(args.attempts) if args.attempts is not None else 3
@@ -169,6 +180,54 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     if not fits:
         print(f"squad: note: no agent of squad {squad.name!r} fits task #{task.id} "
               "(tags/team/target); it waits until one does", file=sys.stderr)
+    return 0
+
+
+def _dispatch_repeat(args: argparse.Namespace, squad, prompt: str) -> int:
+    if args.after:
+        raise SquadError("a repeating task cannot wait for other tasks: drop --after")
+    if args.due:
+        raise SquadError("a repeating task has no single due date: drop --due (use --timeout)")
+    from squad.tasks import parse_attempts
+
+    template = dict(title=args.title, priority=args.priority, tags=tuple(args.tag),
+                    team=args.team, target=args.to, timeout=args.timeout,
+                    max_attempts=parse_attempts(args.attempts) if args.attempts else 3,
+                    review_by=args.review_by)
+    with _store(squad.name) as store:
+        rep, task = store.add_repeat(prompt, every=args.every, at=args.at, **template)
+    if args.json:
+        _print_json({"repeat": rep.to_dict(), "task": _row(task) if task else None})
+    else:
+        first = f"task #{task.id} queued now" if task else (
+            "the first at " + time.strftime("%Y-%m-%d %H:%M", time.localtime(rep.next_at)))
+        print(f"repeat #{rep.id} ({rep.to_dict()['schedule']}): {rep.title}; {first}")
+    return 0
+
+
+def cmd_repeats(args: argparse.Namespace) -> int:
+    squad, _ = _squad(args)
+    with _store(squad.name) as store:
+        if args.stop is not None:
+            rep = store.stop_repeat(_task_id(args.stop))
+            if args.json:
+                _print_json(rep.to_dict())
+            else:
+                print(f"repeat #{rep.id} stopped: {rep.title}")
+            return 0
+        reps = [r.to_dict() for r in store.repeats()]
+    if args.json:
+        _print_json(reps)
+        return 0
+    if not reps:
+        print("no recurring tasks (squad dispatch --every 15m \"...\" makes one)")
+        return 0
+    for r in reps:
+        state = "" if r["active"] else " (stopped)"
+        nxt = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["next_at"]))
+        print(f"#{r['id']}  {r['schedule']}{state}  next {nxt}  last task "
+              f"{'#' + str(r['last_task']) if r['last_task'] else '-'}  skipped {r['skipped']}"
+              f"  {r['title']}")
     return 0
 
 
@@ -307,4 +366,5 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"dispatch": cmd_dispatch, "tasks": cmd_tasks, "task": cmd_task, "run": cmd_run}
+HANDLERS = {"dispatch": cmd_dispatch, "tasks": cmd_tasks, "task": cmd_task, "run": cmd_run,
+            "repeats": cmd_repeats}

@@ -163,6 +163,7 @@ class Desk:
             self.reconciled = True
         self.confirm(rows, snap.screens, now)
         self.watch(rows, snap.screens, now)
+        self.store.run_repeats(now)
         self.dispatch(rows, snap.screens, now)
         return self.annotate(snap, now)
 

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,11 @@ from squad.tasks import (
     check_team,
     check_transition,
     default_title,
+    describe_repeat,
     find_cycle,
+    next_slot,
     parse_attempts,
+    parse_clock,
     parse_due,
     parse_duration,
     trim_result,
@@ -130,6 +133,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE tasks ADD COLUMN sent_screen TEXT",     # screen hash just before that
         "ALTER TABLE tasks ADD COLUMN enters INTEGER NOT NULL DEFAULT 0",  # Enter presses
         "ALTER TABLE tasks ADD COLUMN taken_screen TEXT",    # screen hash once taken up
+    ),
+    (  # v3: recurring work (squad dispatch --every / --at)
+        """CREATE TABLE repeats (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            template TEXT NOT NULL,          -- JSON: the keyword arguments of TaskStore.add
+            every REAL,                      -- seconds between runs
+            at TEXT,                         -- HH:MM local time (daily, or the anchor)
+            next_at REAL NOT NULL,           -- when the next task is due
+            last_task INTEGER,               -- the latest task of the series
+            skipped INTEGER NOT NULL DEFAULT 0,  -- slots passed while one was still open
+            active INTEGER NOT NULL DEFAULT 1,
+            created REAL NOT NULL
+        )""",
+        "ALTER TABLE tasks ADD COLUMN repeat INTEGER",     # the series it belongs to
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -456,6 +473,7 @@ class TaskStore:
         max_attempts: int | str = 3,
         review_by: str | None = None,
         now: float | None = None,
+        repeat: int | None = None,
     ) -> Task:
         """Queue a new task. Everything is validated before anything is written."""
         now = time.time() if now is None else now
@@ -478,10 +496,11 @@ class TaskStore:
             self._check_deps(conn, deps)
             cur = conn.execute(
                 "INSERT INTO tasks (prompt, title, priority, due, created, tags, team, target,"
-                " depends_on, timeout, max_attempts, status, review_by, queued_at, updated)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+                " depends_on, timeout, max_attempts, status, review_by, queued_at, updated,"
+                " repeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
                 (prompt, title, prio.rank, due_at, now, json.dumps(list(tag_tuple)), team,
-                 target, json.dumps(list(deps)), seconds, attempts, review_by, now, now))
+                 target, json.dumps(list(deps)), seconds, attempts, review_by, now, now,
+                 repeat))
             task_id = cur.lastrowid
             conn.executemany("INSERT INTO task_deps (task, dep) VALUES (?, ?)",
                              [(task_id, d) for d in deps])
@@ -491,7 +510,7 @@ class TaskStore:
                            "target": target, "status": "queued", "reason": None,
                            "priority": prio.value, "tags": list(tag_tuple) or None,
                            "team": team, "depends_on": list(deps) or None,
-                           "review_by": review_by})
+                           "review_by": review_by, "repeat": repeat})
         return task
 
     def depend(self, task_id: int, on: Iterable[int], now: float | None = None) -> Task:
@@ -949,6 +968,118 @@ class TaskStore:
         return self._update(conn, events, task, "task.failed", now, reason=why,
                             status=S.FAILED, error=why, finished_at=now)
 
+    # -- recurring work ----------------------------------------------------------------------
+
+    def add_repeat(self, prompt: str, *, every: str | float | None = None,
+                   at: str | None = None, now: float | None = None,
+                   **task: Any) -> tuple[Repeat, Task | None]:
+        """A task that comes back: every ``every`` (a duration), daily at ``at`` (HH:MM,
+        local time), or from ``at`` on every ``every``. The task keywords are validated as
+        by :meth:`add`. With ``every`` alone the first task is queued now; with ``at`` it
+        waits for that time. Returns the series and the task queued now, if any."""
+        now = time.time() if now is None else now
+        seconds = parse_duration(every, "every") if every is not None else None
+        clock_at = parse_clock(at) if at is not None else None
+        if seconds is None and clock_at is None:
+            raise TaskError("a repeat needs --every (like 15m, 2h) or --at (like 09:30)")
+        if task.get("depends_on"):
+            raise TaskError("a repeating task cannot wait for other tasks (--after)")
+        # Validate the template by building a task from it (nothing is written).
+        check = dict(task, title=task.get("title"))
+        self._validate(prompt, check, now)
+        template = json.dumps({"prompt": prompt, **{k: (list(v) if isinstance(v, tuple)
+                                                       else v) for k, v in task.items()}})
+        first = now if clock_at is None else next_slot(None, clock_at, now - 1, now)
+        with self._write() as (conn, events):
+            cur = conn.execute("INSERT INTO repeats (template, every, at, next_at, created)"
+                               " VALUES (?, ?, ?, ?, ?)", (template, seconds, clock_at,
+                                                            first, now))
+            rid = cur.lastrowid
+            events.append({"action": "repeat.added", "task": None, "target": task.get("target"),
+                           "status": "active", "reason": describe_repeat(seconds, clock_at),
+                           "repeat": rid})
+        queued = self.run_repeats(now)
+        return self.repeat(rid), next((t for t in queued if t.repeat == rid), None)
+
+    def _validate(self, prompt: str, task: dict[str, Any], now: float) -> None:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise TaskError("the prompt is empty; say what the agent should do")
+        Priority.parse(task.get("priority") or Priority.MEDIUM)
+        check_tags(task.get("tags") or ())
+        if task.get("team"):
+            check_team(task["team"])
+        for key in ("target", "review_by"):
+            if task.get(key):
+                check_agent(task[key], key)
+        parse_duration(task.get("timeout"), "timeout")
+        parse_attempts(task.get("max_attempts", 3))
+
+    def repeat(self, repeat_id: int) -> Repeat:
+        rows = self._read(f"SELECT {_REPEAT_COLUMNS} FROM repeats WHERE id = ?",
+                          (_id(repeat_id),))
+        if not rows:
+            raise TaskError(f"no repeat #{repeat_id}")
+        return Repeat.from_row(rows[0])
+
+    def repeats(self, *, active_only: bool = False) -> list[Repeat]:
+        where = " WHERE active = 1" if active_only else ""
+        return [Repeat.from_row(r) for r in
+                self._read(f"SELECT {_REPEAT_COLUMNS} FROM repeats{where} ORDER BY id")]
+
+    def stop_repeat(self, repeat_id: int, now: float | None = None) -> Repeat:
+        """No more tasks from this series (the open one, if any, goes on)."""
+        with self._write() as (conn, events):
+            row = conn.execute(f"SELECT {_REPEAT_COLUMNS} FROM repeats WHERE id = ?",
+                               (_id(repeat_id),)).fetchone()
+            if row is None:
+                raise TaskError(f"no repeat #{repeat_id}")
+            conn.execute("UPDATE repeats SET active = 0 WHERE id = ?", (row[0],))
+            events.append({"action": "repeat.stopped", "task": None, "target": None,
+                           "status": "stopped", "reason": None, "repeat": row[0]})
+        return self.repeat(repeat_id)
+
+    def run_repeats(self, now: float | None = None) -> list[Task]:
+        """Queue what recurring series are due. A series whose previous task is still open
+        queues nothing for that slot (work never piles up): the slot is skipped and
+        counted. Safe to call from any process at any time: each slot is taken once."""
+        now = time.time() if now is None else now
+        if not self._read("SELECT 1 FROM repeats WHERE active = 1 AND next_at <= ? LIMIT 1",
+                          (now,)):
+            return []
+        queued: list[Task] = []
+        for rep in self.repeats(active_only=True):
+            if rep.next_at > now:
+                continue
+            with self._write() as (conn, events):
+                row = conn.execute(f"SELECT {_REPEAT_COLUMNS} FROM repeats WHERE id = ?",
+                                   (rep.id,)).fetchone()
+                rep = Repeat.from_row(row)
+                if not rep.active or rep.next_at > now:
+                    continue  # another process took this slot
+                following = next_slot(rep.every, rep.at, rep.next_at, now)
+                last = conn.execute("SELECT status FROM tasks WHERE id = ?",
+                                    (rep.last_task or -1,)).fetchone()
+                if last is not None and last[0] not in ("done", "failed", "cancelled"):
+                    conn.execute("UPDATE repeats SET next_at = ?, skipped = skipped + 1"
+                                 " WHERE id = ?", (following, rep.id))
+                    events.append({"action": "repeat.skipped", "task": rep.last_task,
+                                   "target": None, "status": last[0], "repeat": rep.id,
+                                   "reason": f"task #{rep.last_task} is still {last[0]}"})
+                    continue
+                conn.execute("UPDATE repeats SET next_at = ? WHERE id = ?",
+                             (following, rep.id))
+            template = json.loads(rep.template)
+            prompt = template.pop("prompt")
+            try:
+                task = self.add(prompt, now=now, repeat=rep.id, **template)
+            except TaskError as exc:  # e.g. a target dropped from the layout since
+                log.warning("repeat #%s could not queue a task: %s", rep.id, exc)
+                continue
+            with self._write() as (conn, _):
+                conn.execute("UPDATE repeats SET last_task = ? WHERE id = ?", (task.id, rep.id))
+            queued.append(task)
+        return queued
+
     # -- breakers and small state ----------------------------------------------------------
 
     def breakers(self) -> dict[str, Breaker]:
@@ -1009,6 +1140,42 @@ class TaskStore:
         with self._write() as (conn, _):
             conn.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key)"
                          " DO UPDATE SET value = excluded.value", (key, json.dumps(value)))
+
+
+_REPEAT_COLUMNS = "id, template, every, at, next_at, last_task, skipped, active, created"
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """A recurring series of tasks (``squad dispatch --every`` / ``--at``)."""
+
+    id: int
+    template: str  # JSON of the task it queues
+    every: float | None
+    at: str | None
+    next_at: float
+    last_task: int | None
+    skipped: int
+    active: bool
+    created: float
+
+    @classmethod
+    def from_row(cls, row: tuple) -> Repeat:
+        return cls(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]),
+                   row[8])
+
+    @property
+    def title(self) -> str:
+        data = json.loads(self.template)
+        return data.get("title") or default_title(data.get("prompt", ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = json.loads(self.template)
+        return {"id": self.id, "title": self.title, "schedule": describe_repeat(
+            self.every, self.at), "every": self.every, "at": self.at, "next_at": self.next_at,
+            "last_task": self.last_task, "skipped": self.skipped, "active": self.active,
+            "prompt": data.get("prompt"), "target": data.get("target"),
+            "tags": data.get("tags") or []}
 
 
 def _id(value: Any) -> int:

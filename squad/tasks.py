@@ -167,6 +167,7 @@ class Task:
     sent_screen: str | None = None  # hash of the holder's screen just before it was sent
     enters: int = 0  # Enter presses made to submit it
     taken_screen: str | None = None  # hash of the screen when it was seen taken up
+    repeat: int | None = None  # the recurring series it belongs to (squad dispatch --every)
     need: str = field(init=False, repr=False, compare=False)
     """What dispatch matches on (tags, team, target) as one string key, computed once."""
 
@@ -353,6 +354,62 @@ def parse_attempts(value: object) -> int:
         raise TaskError(f"attempts {value!r}: must be a whole number from 1 to "
                         f"{MAX_ATTEMPTS_LIMIT}")
     return n
+
+
+_CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+
+
+def parse_clock(text: str) -> str:
+    """``--at``: a local time of day, HH:MM (24 hours)."""
+    m = _CLOCK.fullmatch(str(text).strip())
+    if not m:
+        raise TaskError(f"at {text!r}: not a time of day; use HH:MM like 09:30 or 17:00")
+    return f"{int(m.group(1)):02d}:{m.group(2)}"
+
+
+def next_slot(every: float | None, at: str | None, after: float, now: float) -> float:
+    """The first time of a recurring series later than both ``after`` (the slot just
+    taken) and ``now``: slots missed while nothing ran are skipped, never made up for.
+
+    ``every`` alone: every that many seconds from the first run. ``at`` alone: daily at
+    that local time. Both: from that time of day on, every ``every`` seconds (the day
+    starts again at ``at``)."""
+    floor = max(after, now)
+    if at is None:
+        assert every is not None and every > 0
+        steps = int((floor - after) // every) + 1
+        return after + steps * every
+    hh, mm = (int(x) for x in at.split(":"))
+    day = datetime.fromtimestamp(floor).replace(hour=hh, minute=mm, second=0, microsecond=0)
+    for start in (day - timedelta(days=1), day, day + timedelta(days=1)):
+        anchor = start.timestamp()
+        if every is None:
+            if anchor > floor:
+                return anchor
+            continue
+        end = (start + timedelta(days=1)).timestamp()
+        if anchor > floor:
+            return anchor
+        steps = int((floor - anchor) // every) + 1
+        candidate = anchor + steps * every
+        if candidate < end:
+            return candidate
+    return (day + timedelta(days=1)).timestamp()
+
+
+def describe_repeat(every: float | None, at: str | None) -> str:
+    """``every 15m``, ``daily at 09:00``, ``every 2h from 09:00``."""
+    def span(seconds: float) -> str:
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if seconds >= size and seconds % size == 0:
+                return f"{seconds / size:g}{unit}"
+        return f"{seconds:g}s"
+
+    if every is not None and at is not None:
+        return f"every {span(every)} from {at}"
+    if every is not None:
+        return f"every {span(every)}"
+    return f"daily at {at}"
 
 
 def check_agent(value: str, what: str = "target") -> str:
