@@ -73,7 +73,8 @@ from squad.tmux import escape_arg
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 5.0  # seconds for a reply; past it the connection counts as hung
-PAUSE_AFTER = 3  # seconds of output tmux may hold for us before pausing a pane
+PAUSE_AFTER = 1  # seconds of output tmux may hold for us before pausing a pane (a frozen
+# squad costs tmux about one second of the busiest pane's output; 3 s measured 120 MB)
 BUFFER_CHARS = 256 * 1024  # per followed pane; beyond it the oldest text is dropped (a gap)
 EVENT_QUEUE = 2_000  # events waiting for listeners (a few MB at most); then dropped
 ACTIVITY_SUBSCRIPTION = "squad-activity"

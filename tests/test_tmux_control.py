@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from squad.tmux_control import (
     Chunk,
     Continue,
     ControlBroken,
+    ControlClient,
     ControlTimeout,
     Event,
     Exit,
@@ -557,6 +559,52 @@ def test_a_stuck_listener_never_blocks_the_agents(socket: str, control, tmp_path
     wait_for(reached_end, 15, "the stream to reach the end")
     assert received(ctl, pane) > 1_000_000
     release.set()
+    assert ctl.run(["display-message", "-p", "alive"]) == "alive\n"
+
+
+def server_rss(socket: str) -> int:
+    pid = int(Tmux(socket).run(["display-message", "-p", "#{pid}"]).strip())
+    with open(f"/proc/{pid}/status") as f:
+        return int(f.read().split("VmRSS:")[1].split()[0]) * 1024
+
+
+def test_a_frozen_reader_costs_tmux_bounded_memory(socket: str, control, tmp_path: Path,
+                                                   monkeypatch) -> None:
+    """If squad stops reading altogether (frozen, swapped out), tmux holds at most about
+    ``pause_after`` seconds of a flooding pane before pausing it, or stops reading the pane
+    meanwhile. (Without pause-after it buffers everything: this test then sees ~190 MB.)"""
+    script = tmp_path / "flood.py"
+    script.write_text(FLOOD)
+    pane = new_session(socket, "a", PY, str(script), "6", socket)
+    frozen, release = threading.Event(), threading.Event()
+    real = ControlClient._output
+
+    def stuck(self: ControlClient, pane_id: str, data: bytes, age: int | None) -> None:
+        if not release.is_set():
+            frozen.set()
+            release.wait(60)
+        real(self, pane_id, data, age)
+
+    monkeypatch.setattr(ControlClient, "_output", stuck)
+    ctl = control(["a"], pause_after=1)
+    base = peak = server_rss(socket)
+    ctl.run(["send-keys", "-t", pane, "go", "Enter"])
+    wait_for(frozen.is_set, 15, "the reader to freeze on the first output")
+    done = subprocess.Popen(["tmux", "-L", socket, "wait-for", "flood-done"])
+    start = time.monotonic()
+
+    def sample() -> bool:
+        nonlocal peak
+        peak = max(peak, server_rss(socket))
+        return done.poll() is not None or time.monotonic() - start > 8
+
+    try:
+        wait_for(sample, 30, "the flood to end or 8 s of it")
+    finally:
+        release.set()
+        done.kill()
+        done.wait()
+    assert peak - base < 100 * 2**20, f"tmux grew by {(peak - base) >> 20} MB"
     assert ctl.run(["display-message", "-p", "alive"]) == "alive\n"
 
 
