@@ -174,15 +174,12 @@ class RealAgent:
     """
 
     cli: CLI
+    name: str  # the agent's name in a layout (the CLI's name unless several share one)
     home: Path
     workdir: Path
     bin: Path  # shims named claude, codex, gemini, aider
     model_url: str
     env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.cli.name
 
     def full_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """A complete environment for starting the CLI directly (tmux new-session -e ...)."""
@@ -261,20 +258,22 @@ def write_shims(bin_dir: Path) -> Path:
     return bin_dir
 
 
-def real_agent_env(cli: str, root: Path, model: object, *, workdir: Path | None = None,
-                   trust: Iterable[Path] = ()) -> RealAgent:
+def real_agent_env(cli: str, root: Path, model: object, *, name: str | None = None,
+                   workdir: Path | None = None, trust: Iterable[Path] = ()) -> RealAgent:
     """Set up ``cli`` to run offline against the fake model ``model`` (a running
     :class:`~tests.real.fakemodel.FakeModel`, or its URL).
 
-    Creates ``root/<cli>/home`` (settings, temp dirs) and, unless ``workdir`` is given,
-    ``root/<cli>/work``; ``root/bin`` holds the shims. The work directory, ``root`` and any
-    ``trust`` directories are marked trusted, so no trust dialog appears there (worktrees
-    under ``root`` included).
+    Creates ``root/<name>/home`` (settings, temp dirs) and, unless ``workdir`` is given,
+    ``root/<name>/work``, where ``name`` defaults to the CLI's (give one per agent when
+    several run the same CLI); ``root/bin`` holds the shims. The work directory, ``root``
+    and any ``trust`` directories are marked trusted, so no trust dialog appears there
+    (worktrees under ``root`` included).
     """
     spec = BY_NAME[cli]
+    name = name or cli
     root = Path(root).resolve()
-    home = root / cli / "home"
-    work = Path(workdir).resolve() if workdir else root / cli / "work"
+    home = root / name / "home"
+    work = Path(workdir).resolve() if workdir else root / name / "work"
     for d in (home, work, home / "tmp", home / "run", home / ".config", home / ".cache",
               home / ".local" / "share", home / ".local" / "state"):
         d.mkdir(parents=True, exist_ok=True)
@@ -303,7 +302,7 @@ def real_agent_env(cli: str, root: Path, model: object, *, workdir: Path | None 
         "NPM_CONFIG_UPDATE_NOTIFIER": "false",
     }
     model_url = str(getattr(model, "url", model)).rstrip("/")
-    agent = RealAgent(spec, home, work, bin_dir, model_url, env)
+    agent = RealAgent(spec, name, home, work, bin_dir, model_url, env)
     _SETUP[cli](agent, trusted)
     return agent
 
@@ -339,7 +338,13 @@ def _claude(agent: RealAgent, trusted: list[Path]) -> None:
 
 def _codex(agent: RealAgent, trusted: list[Path]) -> None:
     """Codex: ``$CODEX_HOME/config.toml`` with the fake model as a custom Responses
-    provider, approvals on request, no update checks, analytics or background server."""
+    provider, approvals on request, no update checks, analytics, tips or background server.
+
+    ``[features] daemon_auto_start = false`` is what keeps Codex from starting its
+    app-server daemon (which calls setsid and outlives the TUI): no ``--no-daemon`` flag is
+    needed. One request has no switch: each start fetches an announcement from
+    raw.githubusercontent.com, which the refusing proxy turns away at once.
+    """
     codex_home = agent.home / ".codex"
     codex_home.mkdir(exist_ok=True)
     agent.env.update({"CODEX_HOME": str(codex_home), "FAKE_MODEL_API_KEY": API_KEY})
@@ -364,6 +369,9 @@ enabled = false
 
 [feedback]
 enabled = false
+
+[tui]
+show_tooltips = false
 
 [features]
 daemon_auto_start = false
@@ -444,7 +452,7 @@ def launch(agent: RealAgent, term: Terminal, timeout: float = 90.0, settle: floa
     unsent when pasted the moment the prompt appeared; none 0.3 s later).
     """
     started = time.monotonic()
-    term.start([agent.name], agent.full_env(), agent.workdir)
+    term.start([agent.cli.name], agent.full_env(), agent.workdir)
     wait_ready(agent, term, timeout)
     up = time.monotonic() - started
     wait_still(term, settle, timeout)
@@ -516,10 +524,11 @@ def _toml_str(value: str) -> str:
 def layout_toml(agents: Iterable[RealAgent], *, name: str = "real", repo: Path | None = None,
                 team: str = "real", extra: Mapping[str, Mapping[str, object]] | None = None
                 ) -> str:
-    """A squad layout with one agent per CLI, each named after it (``real/claude``, ...),
-    running the plain command (``command = "claude"``) in its own work directory with its
-    own environment. ``extra`` adds agent keys per CLI, e.g. ``{"gemini": {"stall_after":
-    60}}``. ``repo`` defaults to the first agent's work directory."""
+    """A squad layout with one entry per agent (``real/claude``, ... by agent name),
+    each running its CLI's plain command (``command = "claude"``, as users write it) in
+    its own work directory with its own environment. ``extra`` adds agent keys by agent
+    name, e.g. ``{"gemini": {"stall_after": 60}}``. ``repo`` defaults to the first agent's
+    work directory."""
     agents = list(agents)
     repo = repo or agents[0].workdir
     lines = [f"name = {_toml_str(name)}", f"repo = {_toml_str(str(repo))}", "",
@@ -527,7 +536,8 @@ def layout_toml(agents: Iterable[RealAgent], *, name: str = "real", repo: Path |
     for agent in agents:
         env = ", ".join(f"{k} = {_toml_str(v)}" for k, v in sorted(agent.env.items()))
         lines += ["", "[[teams.agents]]", f"name = {_toml_str(agent.name)}",
-                  f"command = {_toml_str(agent.name)}", f"cwd = {_toml_str(str(agent.workdir))}",
+                  f"command = {_toml_str(agent.cli.name)}",
+                  f"cwd = {_toml_str(str(agent.workdir))}",
                   f"env = {{ {env} }}"]
         for key, value in (extra or {}).get(agent.name, {}).items():
             lines.append(f"{key} = {json.dumps(value)}")

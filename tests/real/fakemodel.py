@@ -20,12 +20,21 @@ model through the prompt it sends to the CLI:
                            permission); once the tool's result comes back, answer "tool done"
     (none)                 answer "OK: " + the first non-blank line of the prompt
 
+A directive ends its line (or is followed by another one), so a tool command may itself
+contain brackets: ``[fake: tool [ -f a ] && touch b]``. Directives combine: ``[fake: think
+3] [fake: stream 5]`` is silent for 3 seconds, then streams for 5. The shell tool asks for
+permission only where the CLI would: Claude Code runs ``echo`` or ``ls`` without asking,
+so use a command that changes something, such as ``touch FILE``. Aider has no tools: the
+answer holds the command in a fenced block, which Aider offers to run, and the result
+never goes back to the model.
+
 Every request is recorded (method, path, API, kind, the full JSON body, the latest user text,
 time) in :attr:`FakeModel.requests` and, optionally, as one JSON line per request in a log
-file. The CLIs also make side requests (Codex names the conversation, Gemini asks a router
-which model to use, Claude Code checks its quota): those are answered sensibly and recorded
-with their own kind, so :meth:`FakeModel.prompts` lists only the user's prompts and a test can
-check that one prompt reached the model exactly once.
+file. The CLIs also make side requests (Claude Code and Codex ask for a title for the
+conversation with their first prompt, Gemini CLI asks a router which model to use before
+every prompt): those are answered sensibly (a JSON object of the schema they ask for) and
+recorded with their own kind, so :meth:`FakeModel.prompts` lists only the user's prompts
+and a test can check that one prompt reached the model exactly once.
 """
 
 from __future__ import annotations
@@ -275,11 +284,13 @@ def read_gemini(body: dict[str, Any], path: str) -> Turn:
     contents = [c for c in body.get("contents") or [] if isinstance(c, dict)]
     last = contents[-1] if contents else {}
     parts = last.get("parts") or []
-    texts = [_clean(p["text"]) for p in parts if isinstance(p, dict)
-             and isinstance(p.get("text"), str) and not p.get("thought")]
+    users = [c for c in contents if c.get("role", "user") == "user"]
+    texts = [_clean(p["text"]) for p in (users[-1].get("parts") or [] if users else [])
+             if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")]
     texts = [t for t in texts if t]
-    # The user's words are the last text part: a prompt whose turn was cancelled (a tool
-    # question answered with Esc) stays in the same content, before the next prompt.
+    # The user's words are the last text part of the latest user content: a prompt whose
+    # turn was cancelled (a tool question answered with Esc) stays in that content too,
+    # before the next prompt.
     prompt = texts[-1] if texts else ""
     config = body.get("generationConfig") or {}
     schema = config.get("responseJsonSchema") or config.get("responseSchema")
@@ -289,11 +300,7 @@ def read_gemini(body: dict[str, Any], path: str) -> Turn:
     if any(isinstance(p, dict) and "functionResponse" in p for p in parts):
         kind = TOOL_RESULT
     elif json_mode or not tools:
-        kind = SIDE
-        # The router and the next-speaker check quote the conversation; the user's words
-        # are what a test would look for, so keep them.
-        user_texts = [_text_of(c.get("parts")) for c in contents if c.get("role") == "user"]
-        prompt = _clean(user_texts[-1]) if user_texts else prompt
+        kind = SIDE  # the router, or a check whether the model should go on
     else:
         kind = PROMPT
     return Turn(GEMINI, kind, prompt, ":streamGenerateContent" in path,

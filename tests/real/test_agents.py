@@ -57,6 +57,10 @@ def test_the_layout_runs_plain_commands_with_each_agents_environment(tmp_path: P
         assert got.env["HOME"] == str(agent.home)
         assert squad.agent_dir(got) == agent.workdir
     assert by_name["gemini"].stall_after == 60.0
+    two = [real_agent_env("claude", tmp_path, URL, name=n) for n in ("pm", "dev")]
+    assert two[0].home != two[1].home
+    squad = layout.loads(layout_toml(two), source="two.toml", base_dir=tmp_path)
+    assert [(a.name, a.command) for a in squad.agents()] == [("pm", "claude"), ("dev", "claude")]
     missing = {agent.name for agent, _ in layout.check_programs(squad)}
     assert missing == {cli for cli in CLIS if not installed(cli)}
 
