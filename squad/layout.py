@@ -26,6 +26,7 @@ from typing import Any
 import tomli_w
 
 from squad.errors import LayoutError
+from squad.governor import LIMIT_ACTIONS, PRESSURE_ACTIONS, GovernorConfig
 from squad.notify import NotifyConfig, NotifyError, parse_notify
 
 DISPATCH_POLICIES = ("least-loaded", "round-robin", "random")
@@ -105,10 +106,16 @@ class Agent:
     """Regex on the screen meaning the agent is working."""
     input_pattern: str | None = None
     """Regex on the screen meaning the agent waits for a person's answer."""
+    memory_warn_mb: int | None = None
+    """Memory of the agent's process tree, in MiB, past which squad warns."""
     memory_limit_mb: int | None = None
-    """Memory limit of the agent's process tree, in MiB."""
+    """Memory limit of the agent's process tree, in MiB: past it, ``on_memory_limit`` acts."""
+    on_memory_limit: str = "warn"
+    """What happens past ``memory_limit_mb``: one of :data:`squad.governor.LIMIT_ACTIONS`."""
     cpu_limit: float | None = None
-    """CPU limit of the agent's process tree, in percent of one core."""
+    """CPU limit of the agent's process tree, in percent of one core (may exceed 100)."""
+    pinned: bool = False
+    """Never paused or hibernated by memory or CPU pressure, nor by ``max_active``."""
     stall_after: float = 120.0
     """Seconds of silence while working before the agent counts as stalled."""
     grace: float = 10.0
@@ -196,6 +203,8 @@ class Squad:
     """How a task picks among equally suitable agents: one of :data:`DISPATCH_POLICIES`."""
     notify: NotifyConfig = NotifyConfig()
     """Notifications: the layout's ``[notify]`` table."""
+    governor: GovernorConfig = GovernorConfig()
+    """Squad-wide resource policy: the layout's ``[governor]`` table."""
     source: Path | None = field(default=None, compare=False)
     """The layout file the squad was loaded from."""
 
@@ -308,6 +317,35 @@ def _number(minimum: float, inclusive: bool, what: str) -> Callable[[object], fl
         if not math.isfinite(number):
             raise _Bad(f"must be {what}, got {_show(value)}")
         if number < minimum or (number == minimum and not inclusive):
+            raise _Bad(f"must be {what}, got {_show(value)}")
+        return number
+
+    return check
+
+
+def _choice(options: tuple[str, ...], what: str) -> Callable[[object], str]:
+    """One of ``options``; a near miss is told the closest one."""
+
+    def check(value: object) -> str:
+        text = _string(value, f"a string ({what})")
+        if text in options:
+            return text
+        close = difflib.get_close_matches(text, options, n=1, cutoff=0.5)
+        hint = f"did you mean {_show(close[0])}?" if close else (
+            "use one of " + ", ".join(_show(o) for o in options))
+        raise _Bad(f"unknown {what} {_show(text)}; {hint}")
+
+    return check
+
+
+def _percent(high: bool) -> Callable[[object], float]:
+    """A PSI threshold: percent of time stalled; an acting one above 0, a recovery one below
+    100."""
+    what = "a percentage above 0, at most 100" if high else "a percentage from 0, below 100"
+
+    def check(value: object) -> float:
+        number = _number(0, not high, what)(value)
+        if number > 100 or (number == 100 and not high):
             raise _Bad(f"must be {what}, got {_show(value)}")
         return number
 
@@ -455,16 +493,45 @@ AGENT_FIELDS: dict[str, Callable[[Any], Any]] = {
     "ready_pattern": _pattern,
     "busy_pattern": _pattern,
     "input_pattern": _pattern,
+    "memory_warn_mb": _integer(1, "a positive integer (MiB)"),
     "memory_limit_mb": _integer(1, "a positive integer (MiB)"),
+    "on_memory_limit": _choice(LIMIT_ACTIONS, "action"),
     "cpu_limit": _number(0, False, "a positive number (percent of one core)"),
+    "pinned": _bool,
     "stall_after": _number(0, False, "a positive number of seconds"),
     "grace": _number(0, True, "a number of seconds, 0 or more"),
     "submit_delay": _number(0, True, "a number of seconds, 0 or more"),
 }
 """Every key an agent (or a ``defaults`` table) may set, with its check and conversion."""
 
-_SQUAD_KEYS = ("name", "repo", "worktree_root", "dispatch_policy", "notify", "defaults",
-               "teams")
+GOVERNOR_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "max_active": _integer(1, "a positive integer (agents working at once)"),
+    "pause_excess": _bool,
+    "memory_low_mb": _integer(1, "a positive integer (MiB of available memory)"),
+    "memory_ok_mb": _integer(1, "a positive integer (MiB of available memory)"),
+    "memory_psi_high": _percent(True),
+    "memory_psi_ok": _percent(False),
+    "cpu_psi_high": _percent(True),
+    "cpu_psi_ok": _percent(False),
+    "load_high": _number(0, False, "a positive number (1-minute load average per core)"),
+    "load_ok": _number(0, True, "a number, 0 or more (1-minute load average per core)"),
+    "pressure_action": _choice(PRESSURE_ACTIONS, "pressure action"),
+    "recover_after": _number(0, True, "a number of seconds, 0 or more"),
+    "samples": _integer(1, "a positive integer (consecutive samples)"),
+    "dry_run": _bool,
+}
+"""Every key of the squad's ``[governor]`` table, with its check and conversion."""
+
+_HYSTERESIS = (
+    # recovery key, acting key, recovery must be above the acting threshold (else below)
+    ("memory_ok_mb", "memory_low_mb", True),
+    ("memory_psi_ok", "memory_psi_high", False),
+    ("cpu_psi_ok", "cpu_psi_high", False),
+    ("load_ok", "load_high", False),
+)
+
+_SQUAD_KEYS = ("name", "repo", "worktree_root", "dispatch_policy", "notify", "governor",
+               "defaults", "teams")
 _TEAM_KEYS = ("name", "session", "defaults", "agents")
 _AGENT_KEYS = ("name", *AGENT_FIELDS)
 _MISPLACED = {
@@ -481,6 +548,10 @@ _MISPLACED = {
     ("defaults", "team setting"): "`session` is set per team, in its [[teams]] entry",
     ("defaults", "squad setting"): "this is a squad setting: put it at the top of the file, "
                                    "before any [table]",
+    ("squad", "governor setting"): "squad-wide limits go in a [governor] table",
+    ("team", "governor setting"): "squad-wide limits go in the squad's [governor] table",
+    ("agent", "governor setting"): "squad-wide limits go in the squad's [governor] table",
+    ("defaults", "governor setting"): "squad-wide limits go in the squad's [governor] table",
 }
 """Hints for keys written at the wrong level, by (level, key or kind of key)."""
 
@@ -490,8 +561,10 @@ def _kind(key: str) -> str:
         return "agent setting"
     if key == "session":
         return "team setting"
-    if key in ("repo", "worktree_root", "dispatch_policy", "notify"):
+    if key in ("repo", "worktree_root", "dispatch_policy", "notify", "governor"):
         return "squad setting"
+    if key in GOVERNOR_FIELDS:
+        return "governor setting"
     return key
 
 
@@ -568,7 +641,55 @@ def _agent_settings(problems: _Problems, where: str, table: dict[str, Any],
                 good[key] = checked
         else:
             problems.unknown(where, key, "defaults" if defaults else "agent")
+    warn, limit = good.get("memory_warn_mb"), good.get("memory_limit_mb")
+    if warn is not None and limit is not None and warn >= limit:
+        problems.add(f"{where}.memory_warn_mb", _warn_above_limit(warn, limit, ""))
+        del good["memory_warn_mb"]  # said once here, not again for every agent below
     return good
+
+
+def _warn_above_limit(warn: int, limit: int, source: str) -> str:
+    return (f"must be below memory_limit_mb ({limit}{source}), got {warn}: the warning comes "
+            "before the limit; lower memory_warn_mb or raise memory_limit_mb")
+
+
+def _governor(problems: _Problems, where: str, value: object) -> GovernorConfig:
+    """Check the ``[governor]`` table; problems are recorded with their key paths."""
+    table = _table(problems, where, value, "[governor]")
+    if table is None:
+        return GovernorConfig()
+    good: dict[str, Any] = {}
+    for key, raw in table.items():
+        path = f"{where}.{_key(key)}"
+        if key in GOVERNOR_FIELDS:
+            checked = problems.check(path, GOVERNOR_FIELDS[key], raw)
+            if checked is not None:
+                good[key] = checked
+        elif key in AGENT_FIELDS:
+            problems.add(path, f"unknown key {_show(key)}; it is a per-agent setting: put it "
+                               "in [defaults], [teams.defaults] or an agent's entry")
+        else:
+            close = difflib.get_close_matches(key, tuple(GOVERNOR_FIELDS), n=1, cutoff=0.6)
+            advice = f"did you mean {_show(close[0])}?" if close else (
+                "known keys here: " + ", ".join(GOVERNOR_FIELDS))
+            problems.add(path, f"unknown key {_show(key)}; {advice}")
+    for ok_key, act_key, above in _HYSTERESIS:
+        ok, act = good.get(ok_key), good.get(act_key)
+        if ok is None:
+            continue
+        if act is None and ok_key in table:
+            problems.add(f"{where}.{ok_key}", f"has no effect without {act_key}: set {act_key} "
+                         f"too (squad acts past {act_key} and recovers past {ok_key})")
+            del good[ok_key]
+        elif act is not None and ((ok <= act) if above else (ok >= act)):
+            side = "above" if above else "below"
+            problems.add(f"{where}.{ok_key}", f"must be {side} {act_key} ({act}), got {ok}: "
+                         f"squad acts past {act_key} and recovers once past {ok_key}")
+            del good[ok_key]
+    if good.get("pause_excess") and "max_active" not in good:
+        problems.add(f"{where}.pause_excess", "needs max_active: set how many agents may work "
+                                              "at once")
+    return GovernorConfig(**good)
 
 
 def _cascade(*levels: dict[str, Any]) -> dict[str, Any]:
@@ -683,6 +804,7 @@ def _build(data: dict[str, Any], file: str, base_dir: Path, source: Path) -> Squ
     worktree_root: Path | None = None
     policy = "least-loaded"
     notify = NotifyConfig()
+    governor = GovernorConfig()
     defaults: dict[str, Any] = {}
     teams_raw: object = None
 
@@ -717,6 +839,8 @@ def _build(data: dict[str, Any], file: str, base_dir: Path, source: Path) -> Squ
             except NotifyError as e:
                 for where, message in e.problems:
                     problems.add(where, message)
+        elif key == "governor":
+            governor = _governor(problems, key, value)
         elif key == "defaults":
             table = _table(problems, key, value, "[defaults]")
             if table is not None:
@@ -751,7 +875,7 @@ def _build(data: dict[str, Any], file: str, base_dir: Path, source: Path) -> Squ
     if worktree_root is None:
         worktree_root = repo.parent / f"{repo.name}.worktrees"
     return Squad(name, repo, worktree_root, tuple(t for _, t in teams), policy, notify,
-                 source=source)
+                 governor=governor, source=source)
 
 
 def _build_team(problems: _Problems, where: str, raw: dict[str, Any],
@@ -795,6 +919,9 @@ def _build_team(problems: _Problems, where: str, raw: dict[str, Any],
             if "name" not in agent_raw:
                 problems.add(f"{apath}.name", 'is required: add name = "dev" to this agent')
             merged = _cascade(squad_defaults, team_defaults, settings)
+            _check_memory(problems, merged, (("defaults", squad_defaults),
+                                             (f"{where}.defaults", team_defaults),
+                                             (apath, settings)))
             if "command" not in merged:
                 if "command" not in agent_raw:  # else its problem is already recorded
                     problems.add(apath, "has no command: set `command` here, in the team's "
@@ -814,6 +941,31 @@ def _build_team(problems: _Problems, where: str, raw: dict[str, Any],
     if name is None or len(problems.items) > before:
         return None
     return Team(name, session or name, tuple(agents))
+
+
+def _check_memory(problems: _Problems, merged: dict[str, Any],
+                  levels: tuple[tuple[str, dict[str, Any]], ...]) -> None:
+    """``memory_warn_mb`` below ``memory_limit_mb`` once the cascade has put them together;
+    said at the deepest level that set either (once, however many agents inherit it)."""
+    warn, limit = merged.get("memory_warn_mb"), merged.get("memory_limit_mb")
+    if warn is None or limit is None or warn < limit:
+        return
+    where, level = next((w, lv) for w, lv in reversed(levels)
+                        if "memory_warn_mb" in lv or "memory_limit_mb" in lv)
+    names = {"defaults": "[defaults]"}
+    if "memory_warn_mb" in level:
+        origin = next(w for w, lv in reversed(levels) if "memory_limit_mb" in lv)
+        message = _warn_above_limit(warn, limit, f", from {names.get(origin, origin)}")
+        key = "memory_warn_mb"
+    else:
+        origin = next(w for w, lv in reversed(levels) if "memory_warn_mb" in lv)
+        message = (f"must be above memory_warn_mb ({warn}, from {names.get(origin, origin)}), "
+                   f"got {limit}: the warning comes before the limit; raise memory_limit_mb or "
+                   "lower memory_warn_mb")
+        key = "memory_limit_mb"
+    if (f"{where}.{key}", message) not in problems.items:
+        problems.add(f"{where}.{key}", message)
+    merged.pop("memory_warn_mb")
 
 
 def _check_unique(problems: _Problems, teams: list[tuple[int, Team]]) -> None:
@@ -879,6 +1031,8 @@ def dump(squad: Squad) -> str:
         "worktree_root": str(squad.worktree_root),
         "dispatch_policy": squad.dispatch_policy,
         **({"notify": squad.notify.to_table()} if squad.notify != NotifyConfig() else {}),
+        **({"governor": squad.governor.to_table()}
+           if squad.governor != GovernorConfig() else {}),
         "teams": [
             {"name": t.name, "session": t.session, "agents": [_dump_agent(a) for a in t.agents]}
             for t in squad.teams
