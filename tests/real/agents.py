@@ -185,7 +185,7 @@ class RealAgent:
         """A complete environment for starting the CLI directly (tmux new-session -e ...)."""
         env = {k: v for k, v in (base or os.environ).items()
                if k in ("USER", "LOGNAME", "SHELL")}
-        env.update(COLORTERM="truecolor", LANG="C.UTF-8", LC_ALL="C.UTF-8")
+        env["COLORTERM"] = "truecolor"
         env.update(self.env)
         return env
 
@@ -298,6 +298,8 @@ def real_agent_env(cli: str, root: Path, model: object, *, name: str | None = No
         "HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "ALL_PROXY": proxy,
         "http_proxy": proxy, "https_proxy": proxy, "all_proxy": proxy,
         "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+        "LANG": "C.UTF-8",  # the CLIs draw with Unicode glyphs; the screens assume UTF-8
+        "LC_ALL": "C.UTF-8",
         "NO_UPDATE_NOTIFIER": "1",
         "NPM_CONFIG_UPDATE_NOTIFIER": "false",
     }
