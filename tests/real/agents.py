@@ -35,8 +35,9 @@ MODEL = "fake-model"  # unknown to every CLI: no model-upgrade dialogs
 
 
 def agents_dir() -> Path:
-    """Where ``.ci/install-agents`` puts the CLIs. Read from the login's own home, not
-    ``$HOME``, because tests run with a private ``HOME``."""
+    """Where ``.ci/install-agents`` puts the CLIs: ``$SQUAD_AGENTS_DIR``, else under the
+    ``HOME`` this module saw when first imported (at collection, before each test gets a
+    private ``HOME``)."""
     configured = os.environ.get("SQUAD_AGENTS_DIR")
     if configured:
         return Path(configured).expanduser()
@@ -475,7 +476,11 @@ def wait_still(term: Terminal, seconds: float, timeout: float = 30.0) -> None:
 
 
 def wait_ready(agent: RealAgent, term: Terminal, timeout: float = 60.0) -> None:
-    """Wait until the CLI shows its prompt with no busy sign and no open question."""
+    """Wait until the CLI shows its prompt with no busy sign and no open question.
+
+    Codex shows no busy sign while an answer streams, so for Codex wait for the answer's
+    end (its text, or ``Worked for``) first.
+    """
     cli = agent.cli
     ready, busy, question = (re.compile(p, re.MULTILINE) for p in
                              (cli.ready, cli.busy, cli.question))
