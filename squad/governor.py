@@ -450,7 +450,8 @@ class Governor:
                 "samples")
         if action == "warn":
             track.limit_done = True
-            out.append(self._act("warn", s, "memory_limit", said, **figures))
+            out.append(self._act("warn", s, "memory_limit", f"{said}: on_memory_limit = 'warn'",
+                                 **figures))
         elif s.status not in RUNNING:
             if action == "pause" and s.status == "paused":
                 track.limit_done = True  # already where the rule would put it

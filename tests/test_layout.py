@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from squad.errors import LayoutError
+from squad.governor import GovernorConfig
 from squad.layout import (
     DISPATCH_POLICIES,
     Agent,
@@ -156,6 +157,57 @@ BAD = [
     (layout(top="worktree_root = 3"), "worktree_root", "non-empty path"),
     (layout("worktree = true"), "repo", "git init"),
     ('name = "s"\nrepo = "."\nrepo = ".."\n', "line 3", "Cannot overwrite a value"),
+    # resource limits per agent (issue 11)
+    (layout("memory_warn_mb = -1"), "teams[0].agents[0].memory_warn_mb", "positive integer"),
+    (layout("memory_warn_mb = 600\nmemory_limit_mb = 500"),
+     "teams[0].agents[0].memory_warn_mb", "must be below memory_limit_mb (500), got 600"),
+    (layout("memory_warn_mb = 500\nmemory_limit_mb = 500"),
+     "teams[0].agents[0].memory_warn_mb", "must be below memory_limit_mb (500)"),
+    (layout("memory_limit_mb = 500", defaults="memory_warn_mb = 600"),
+     "teams[0].agents[0].memory_limit_mb", "above memory_warn_mb (600, from [defaults])"),
+    (layout(defaults="memory_limit_mb = 500",
+            team="[teams.defaults]\nmemory_warn_mb = 700"),
+     "teams[0].defaults.memory_warn_mb", "below memory_limit_mb (500, from [defaults])"),
+    (layout(defaults="memory_warn_mb = 700\nmemory_limit_mb = 500"),
+     "defaults.memory_warn_mb", "must be below memory_limit_mb (500), got 700"),
+    (layout('on_memory_limit = "hibernat"'), "teams[0].agents[0].on_memory_limit",
+     'unknown action "hibernat"; did you mean "hibernate"?'),
+    (layout('on_memory_limit = "kill"'), "teams[0].agents[0].on_memory_limit",
+     'use one of "warn", "pause", "restart", "hibernate", "stop"'),
+    (layout("on_memory_limit = 1"), "teams[0].agents[0].on_memory_limit", "got 1"),
+    (layout('pinned = "yes"'), "teams[0].agents[0].pinned", 'true or false, got "yes"'),
+    (layout("cpu_limit = 0"), "teams[0].agents[0].cpu_limit", "positive number"),
+    (layout("max_active = 2"), "teams[0].agents[0].max_active", "[governor] table"),
+    (layout(defaults="memory_low_mb = 2"), "defaults.memory_low_mb", "[governor] table"),
+    # the squad's [governor] table
+    (layout(top="max_active = 2"), "max_active", "go in a [governor] table"),
+    (layout(top="governor = 3"), "governor", "must be a table ([governor]), got 3"),
+    (layout(top="[governor]\nmax_active = 0"), "governor.max_active", "positive integer"),
+    (layout(top="[governor]\nmax_active = 2.5"), "governor.max_active", "got 2.5"),
+    (layout(top="[governor]\npause_excess = true"), "governor.pause_excess", "needs max_active"),
+    (layout(top="[governor]\nmemory_low_mb = -100"), "governor.memory_low_mb",
+     "positive integer"),
+    (layout(top="[governor]\nmemory_low_mb = 1000\nmemory_ok_mb = 900"),
+     "governor.memory_ok_mb", "must be above memory_low_mb (1000), got 900"),
+    (layout(top="[governor]\nmemory_ok_mb = 900"), "governor.memory_ok_mb",
+     "no effect without memory_low_mb"),
+    (layout(top="[governor]\nmemory_psi_high = 120"), "governor.memory_psi_high",
+     "at most 100, got 120"),
+    (layout(top="[governor]\ncpu_psi_high = 0"), "governor.cpu_psi_high", "above 0"),
+    (layout(top="[governor]\ncpu_psi_high = 40\ncpu_psi_ok = 50"), "governor.cpu_psi_ok",
+     "must be below cpu_psi_high (40.0)"),
+    (layout(top="[governor]\nload_high = 1.5\nload_ok = 2"), "governor.load_ok",
+     "must be below load_high (1.5)"),
+    (layout(top='[governor]\npressure_action = "stop"'), "governor.pressure_action",
+     'use one of "pause", "hibernate"'),
+    (layout(top='[governor]\npressure_action = "hibernat"'), "governor.pressure_action",
+     'did you mean "hibernate"?'),
+    (layout(top="[governor]\nrecover_after = -1"), "governor.recover_after", "0 or more"),
+    (layout(top="[governor]\nsamples = 0"), "governor.samples", "positive integer"),
+    (layout(top='[governor]\ndry_run = "yes"'), "governor.dry_run", "true or false"),
+    (layout(top="[governor]\nmax_actve = 2"), "governor.max_actve",
+     'did you mean "max_active"?'),
+    (layout(top="[governor]\ncpu_limit = 50"), "governor.cpu_limit", "per-agent setting"),
 ]
 
 
@@ -342,6 +394,47 @@ def test_numbers_convert_and_everything_defaults() -> None:
     assert agent.env == {} and agent.tags == () and agent.branch is None
 
 
+def test_resource_keys_cascade_and_default() -> None:
+    squad = parse(layout(
+        'on_memory_limit = "pause"\npinned = true',
+        defaults="memory_warn_mb = 400\nmemory_limit_mb = 600\ncpu_limit = 150",
+        team='[teams.defaults]\non_memory_limit = "restart"\nmemory_limit_mb = 800',
+        more=SECOND_AGENT + "memory_warn_mb = 700\n",
+    ))
+    a, b = squad.agents()
+    assert (a.memory_warn_mb, a.memory_limit_mb, a.on_memory_limit, a.pinned) == (
+        400, 800, "pause", True)
+    assert (b.memory_warn_mb, b.memory_limit_mb, b.on_memory_limit, b.pinned) == (
+        700, 800, "restart", False)
+    assert a.cpu_limit == b.cpu_limit == 150.0  # may exceed one core
+    plain = parse(layout()).agents()[0]
+    assert (plain.memory_warn_mb, plain.memory_limit_mb, plain.on_memory_limit,
+            plain.cpu_limit, plain.pinned) == (None, None, "warn", None, False)
+    assert parse(layout()).governor == GovernorConfig()
+
+
+def test_a_bad_default_limit_pair_is_reported_once() -> None:
+    err = error(layout(team="[teams.defaults]\nmemory_warn_mb = 700",
+                       defaults="memory_limit_mb = 500", more=SECOND_AGENT))
+    assert err.where == "teams[0].defaults.memory_warn_mb"
+    assert "more problem" not in err.message  # not once per agent of the team
+
+
+def test_governor_table() -> None:
+    squad = parse(layout(top=(
+        "[governor]\nmax_active = 3\npause_excess = true\nmemory_low_mb = 2048\n"
+        "memory_psi_high = 20\ncpu_psi_high = 60\ncpu_psi_ok = 30\nload_high = 1.5\n"
+        'pressure_action = "hibernate"\nrecover_after = 10\nsamples = 2\ndry_run = true')))
+    g = squad.governor
+    assert (g.max_active, g.pause_excess, g.memory_low_mb, g.pressure_action, g.samples,
+            g.dry_run) == (3, True, 2048, "hibernate", 2, True)
+    assert g.recover_after == 10.0 and isinstance(g.recover_after, float)
+    # Recovery thresholds default from the acting ones: memory +25%, PSI half, load 80%.
+    assert (g.ok("memory"), g.ok("memory_psi"), g.ok("cpu_psi"), g.ok("load")) == (
+        2560.0, 10.0, 30.0, pytest.approx(1.2))
+    assert GovernorConfig().ok("memory") is None and not GovernorConfig().active
+
+
 def test_dispatch_policies() -> None:
     for policy in DISPATCH_POLICIES:
         assert parse(layout(top=f'dispatch_policy = "{policy}"')).dispatch_policy == policy
@@ -523,7 +616,8 @@ def test_round_trip_with_every_field_set(tmp_path: Path) -> None:
         env={"A": "1", "B": "two words"},
         tags=("x", "y"), capacity=3, priority=-2, dispatch=False,
         ready_pattern=r"^> $", busy_pattern=r"esc to interrupt", input_pattern=r"\(y/n\)",
-        memory_limit_mb=512, cpu_limit=150.5, stall_after=30.0, grace=0.0, submit_delay=0.25,
+        memory_warn_mb=384, memory_limit_mb=512, on_memory_limit="hibernate", cpu_limit=150.5,
+        pinned=True, stall_after=30.0, grace=0.0, submit_delay=0.25,
     )
     plain = Agent(team="t", name="pm", role="PM", command="claude --x 'quoted arg' | tee l")
     other = Agent(team="u", name="dev", role="Dev", command="codex", worktree=True)
@@ -531,8 +625,17 @@ def test_round_trip_with_every_field_set(tmp_path: Path) -> None:
         name="every", repo=repo, worktree_root=(tmp_path / "wt").resolve(),
         teams=(Team("t", "Task-t", (full, plain)), Team("u", "u", (other,))),
         dispatch_policy="round-robin",
+        governor=GovernorConfig(
+            max_active=4, pause_excess=True, memory_low_mb=1024, memory_ok_mb=1500,
+            memory_psi_high=25.0, memory_psi_ok=5.5, cpu_psi_high=80.0, cpu_psi_ok=40.0,
+            load_high=2.0, load_ok=1.5, pressure_action="hibernate", recover_after=0.0,
+            samples=1, dry_run=True),
     )
+    default = GovernorConfig()
+    assert not squad.governor.to_table().keys() ^ default.__dataclass_fields__.keys(), \
+        "every governor key is set here, so each one is round-tripped"
     text = dump(squad)
+    assert "[governor]" in text
     back = loads(text, source="dumped", base_dir=tmp_path / "anywhere")
     assert back == squad
     assert back.agent("t/full") == full
