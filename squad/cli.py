@@ -18,7 +18,7 @@ from pathlib import Path
 COMMANDS = (
     "ui", "up", "down", "ls", "pause", "resume", "stop", "restart", "send", "capture",
     "attach", "events", "dispatch", "tasks", "task", "run", "diff", "merge", "pr", "repeats",
-    "hook",
+    "hook", "hibernate", "wake", "add", "remove",
 )
 
 
@@ -88,14 +88,43 @@ def build_parser() -> Parser:
     for name, what in (("pause", "freeze (SIGSTOP) an agent's whole process tree"),
                        ("resume", "continue (SIGCONT) a paused agent's process tree"),
                        ("stop", "end an agent's process tree: SIGTERM, grace, SIGKILL"),
-                       ("restart", "stop an agent, then start it again as the layout says")):
+                       ("restart", "stop an agent, then start it again as the layout says"),
+                       ("hibernate", "stop an agent to free its memory, keeping its window, "
+                                     "task and conversation"),
+                       ("wake", "start a hibernated agent again in its conversation")):
         c = cmd(name, what)
         c.add_argument("target", nargs="?", help="TEAM/AGENT or TEAM")
         c.add_argument("--all", action="store_true", help="every agent of the squad")
         c.add_argument("--reason", help="why (recorded in the audit trail)")
-        if name in ("stop", "restart"):
+        if name in ("stop", "restart", "hibernate"):
             c.add_argument("--grace", type=float, help="seconds between SIGTERM and SIGKILL")
+        if name == "restart":
+            c.add_argument("--resume", action="store_true",
+                           help="start it again in the conversation it had (Claude Code, "
+                                "Codex, Gemini CLI; Aider's chat history)")
         c.add_argument("--json", action="store_true")
+
+    c = cmd("add", "add an agent (and its team) to the running squad and start it")
+    c.add_argument("target", help="TEAM/AGENT (a new team is made when needed)")
+    c.add_argument("--command", "-c", required=True, dest="agent_command",
+                   help="the program to run (as in a layout)")
+    c.add_argument("--role", help="its window's name (default: from its name)")
+    c.add_argument("--worktree", action="store_true", help="its own git worktree and branch")
+    c.add_argument("--tag", "-t", action="append", default=[], help="what it is good at")
+    c.add_argument("--cwd", help="start directory, relative to its worktree or the repo")
+    c.add_argument("--capacity", type=int, help="tasks it may hold at once (default 1)")
+    c.add_argument("--no-dispatch", action="store_true", help="it never receives tasks")
+    c.add_argument("--env", "-e", action="append", default=[], metavar="NAME=VALUE",
+                   help="environment for its window (repeatable)")
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("remove", "stop an agent and take it out of the running squad")
+    c.add_argument("target", help="TEAM/AGENT")
+    c.add_argument("--prune", action="store_true", help="also remove its worktree when clean")
+    c.add_argument("--force", action="store_true",
+                   help="with --prune: remove its worktree even with uncommitted work")
+    c.add_argument("--grace", type=float, help="seconds between SIGTERM and SIGKILL")
+    c.add_argument("--json", action="store_true")
 
     c = cmd("send", "deliver text to an agent exactly as written, then Enter; or keys")
     c.add_argument("target", help="TEAM/AGENT")
@@ -240,7 +269,7 @@ def _tmux(args: argparse.Namespace):
 # Commands that change something: before acting they make sure squad can record it (the
 # state directory is writable and not full), so nothing is done and then left unrecorded.
 WRITING = frozenset({"up", "down", "pause", "resume", "stop", "restart", "send", "dispatch",
-                     "run"})
+                     "run", "hibernate", "wake", "add", "remove"})
 
 
 def _live(args: argparse.Namespace):
@@ -303,9 +332,35 @@ def _control(args: argparse.Namespace) -> int:
     agents = live.resolve(args.target, all=args.all)
     fn = getattr(control, args.command)
     kw = {"reason": args.reason}
-    if args.command in ("stop", "restart"):
+    if args.command in ("stop", "restart", "hibernate"):
         kw["grace"] = args.grace
+    if args.command == "restart":
+        kw["resume"] = args.resume
     return _print_outcomes(fn(live, agents, **kw), args.json)
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from squad import control
+
+    env = {}
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"squad add: --env {item!r}: write NAME=VALUE")
+        env[key] = value
+    settings = {"command": args.agent_command, "role": args.role,
+                "worktree": True if args.worktree else None, "tags": args.tag or None,
+                "cwd": args.cwd, "capacity": args.capacity,
+                "dispatch": False if args.no_dispatch else None, "env": env or None}
+    return _print_outcomes(control.add_agent(_live(args), args.target, settings), args.json)
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from squad import control
+
+    outcomes = control.remove_agent(_live(args), args.target, prune=args.prune,
+                                    force=args.force, grace=args.grace)
+    return _print_outcomes(outcomes, args.json)
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -469,7 +524,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 HANDLERS = {
     "ui": cmd_ui, "up": cmd_up, "down": cmd_down, "ls": cmd_ls, "pause": _control,
-    "resume": _control, "stop": _control, "restart": _control, "send": cmd_send,
+    "resume": _control, "stop": _control, "restart": _control, "hibernate": _control,
+    "wake": _control, "add": cmd_add, "remove": cmd_remove, "send": cmd_send,
     "capture": cmd_capture, "attach": cmd_attach, "events": cmd_events,
 }
 

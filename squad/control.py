@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from squad import events, launch, procs, worktrees
+from squad import events, launch, procs, records, worktrees
 from squad.errors import ControlError, SquadError, TargetError
 from squad.layout import Agent, Squad, check_programs
 from squad.live import (
@@ -63,25 +63,37 @@ def _prepare_dir(squad: Squad, agent: Agent) -> tuple[Path, str | None]:
     return workdir, note
 
 
-def _spawn(squad: Squad, agent: Agent, socket: str, workdir: Path,
-           resume: str | None = None) -> tuple[list[str], launch.Launch]:
+def _spawn(squad: Squad, agent: Agent, socket: str, workdir: Path, *,
+           resume: str | None = None, hold: bool = False) -> tuple[list[str], launch.Launch]:
     """tmux arguments for the agent's window (directory, environment, then ``--`` and the
-    command), and how it is launched (hooks, conversation id)."""
+    command), and how it is launched (hooks, conversation id). With ``hold`` the window
+    only says the agent is hibernated (nothing runs; ``squad wake`` starts it)."""
     how = launch.prepare(squad, agent, resume=resume)
     # tmux expands -c (and -n) as formats, where #(...) would run a shell command; -e values
     # are taken literally.
     env = agent_env(squad, agent, socket) | how.env
     env["SQUAD_PATH"] = env.pop("PATH")  # tmux overrides PATH; the wrapper restores it
-    return ["-c", format_literal(str(workdir)), *env_args(env), "--",
-            *wrapper_argv(how.argv)], how
+    argv = wrapper_argv(how.argv) if not hold else wrapper_argv(
+        ["--hold", f"{agent.target} is hibernated: `squad wake {agent.target}` starts it "
+                   "again in its conversation"])
+    return ["-c", format_literal(str(workdir)), *env_args(env), "--", *argv], how
 
 
 def _remember(squad: Squad, started: list[tuple[Agent, launch.Launch]]) -> None:
     """Record the conversation ids of agents just started (a new conversation replaces the
     one before; programs that report their id later get it recorded by the supervisor)."""
     for agent, how in started:
-        if how.program is not None:
-            launch.record_session(squad.name, agent.target, how.program, how.session_id)
+        launch.remember(squad, agent, how)
+
+
+def _restore_note(agent: Agent, how: launch.Launch, record: records.AgentRecord) -> str:
+    if how.resumed:
+        what = how.session_id if how.program != "aider" else "chat history"
+        return f"resuming its conversation ({what})"
+    if record.session_id or record.program:
+        return (f"started fresh: {agent.argv[0]!r} as written cannot resume its "
+                "conversation")
+    return ""
 
 
 def up(squad: Squad, tmux: Tmux, *, by: str = "cli") -> list[Outcome]:
@@ -135,6 +147,11 @@ def _up(squad: Squad, tmux: Tmux, by: str) -> list[Outcome]:
     ]]
     sessions = {p.session for p in panes}
     started: list[tuple[Agent, launch.Launch]] = []
+    to_pause: list[Agent] = []
+    # What squad remembers of agents it did not bring down itself (a crash, a reboot, an
+    # agent that exited): they come back in their conversation, paused or hibernated as
+    # they were. `squad down` forgets, so an `up` after it starts afresh.
+    remembered = records.read(squad.name)
     for team in squad.teams:
         session = f"={team.session}"
         for agent in team.agents:
@@ -149,19 +166,24 @@ def _up(squad: Squad, tmux: Tmux, by: str) -> list[Outcome]:
                                         {"state": "kept", "pid": pane.pid}))
                 continue
             try:
-                workdir, note = _prepare_dir(squad, agent)
+                workdir, worktree_note = _prepare_dir(squad, agent)
             except SquadError as exc:
                 outcomes.append(Outcome(agent.target, "up", False, f"not started: {exc}",
                                         {"state": "failed"}))
                 continue
-            args, how = _spawn(squad, agent, tmux.socket, workdir)
-            started.append((agent, how))
+            record = remembered.get(agent.target) or records.AgentRecord()
+            args, how = _spawn(squad, agent, tmux.socket, workdir, hold=record.hibernated,
+                               resume=launch.resume_id(squad, agent) if record.program else None)
+            if not record.hibernated:
+                started.append((agent, how))
+            if record.paused and not record.hibernated:
+                to_pause.append(agent)
             cmds: list[list[str]] = []
             units.append(cmds)
             if pane is not None:
                 cmds.append(["respawn-pane", "-k", "-t", pane.pane_id, *args])
-                how = f" with status {pane.exit_code}" if pane.exit_code is not None else ""
-                state, msg = "restarted", f"restarted (it had exited{how})"
+                status = f" with status {pane.exit_code}" if pane.exit_code is not None else ""
+                state, msg = "restarted", f"restarted (it had exited{status})"
             else:
                 if team.session not in sessions:
                     cmds.append(["new-session", "-d", "-s", team.session,
@@ -175,14 +197,23 @@ def _up(squad: Squad, tmux: Tmux, by: str) -> list[Outcome]:
                                  "-n", format_literal(agent.role), *args])
                 cmds.append(["set-option", "-w", "-t", f"{session}:{{end}}",
                              "@squad_agent", agent.name])
-                state, msg = "created", "created"
-            if note:
-                msg += f"; worktree {note} on {agent.branch_name()}"
+                state, msg = ("restored", "restored") if record.program or (
+                    record.paused or record.hibernated) else ("created", "created")
+            if record.hibernated:
+                msg += "; hibernated, as it was (`squad wake` starts it)"
+            elif note := _restore_note(agent, how, record):
+                msg += f"; {note}"
+            if record.paused and not record.hibernated:
+                msg += "; paused, as it was"
+            if worktree_note:
+                msg += f"; worktree {worktree_note} on {agent.branch_name()}"
             outcomes.append(Outcome(agent.target, "up", True, msg, {"state": state}))
     if len(units) > 1:
         tmux.run_units(units)
     save_layout(squad)  # only now: a failed `up` leaves the recorded layout as it was
     _remember(squad, started)
+    if to_pause:
+        _pause_when_started(squad, tmux, to_pause)
     for o in outcomes:
         if o.data.get("state") not in ("kept", "failed"):
             events.record(squad.name, "up", target=o.target, by=by, reason=o.message)
@@ -191,6 +222,23 @@ def _up(squad: Squad, tmux: Tmux, by: str) -> list[Outcome]:
         outcomes.append(Outcome(target, "up", True,
                                 "running but not in the layout (left alone)", {"state": "extra"}))
     return outcomes
+
+
+def _pause_when_started(squad: Squad, tmux: Tmux, agents: list[Agent]) -> None:
+    """Pause agents restored as paused, as soon as their program runs."""
+    live = Live(tmux, squad)
+    live.refresh()
+    deadline = time.monotonic() + 5.0
+    for agent in agents:
+        pane = live.pane(agent)
+        if pane is None or not pane.pid:
+            continue
+        while not procs.scan().tree(pane.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        try:
+            procs.pause_tree(pane.pid)
+        except ControlError:
+            records.update(squad.name, agent.target, paused=False)
 
 
 # -- down -------------------------------------------------------------------------------
@@ -239,6 +287,8 @@ def down(
                                 f"killed {len(killed)} process(es) after the {wait:g}s grace"))
     events.record(squad.name, "down", target=team, by=by,
                   reason=f"{len(roots)} agent(s) stopped", killed=len(killed))
+    for target in known | {p.target for p in panes}:
+        records.forget(squad.name, target)  # brought down on purpose: `up` starts afresh
     if prune:
         outcomes += prune_worktrees(squad, agents, force=force, by=by)
     return outcomes
@@ -326,6 +376,7 @@ def pause(live: Live, agents: list[Agent], *, reason: str | None = None,
         if all(table.procs[p].state in procs.STOPPED_STATES for p in tree):
             return Outcome(agent.target, "pause", True, "already paused", {"noop": True})
         stopped = procs.pause_tree(pane.pid)
+        records.update(live.squad.name, agent.target, paused=True)
         return Outcome(agent.target, "pause", True,
                        f"paused ({len(stopped)} process{'es' if len(stopped) != 1 else ''})",
                        {"pids": stopped})
@@ -344,6 +395,7 @@ def resume(live: Live, agents: list[Agent], *, reason: str | None = None,
         if not any(table.procs[p].state in procs.STOPPED_STATES for p in tree):
             return Outcome(agent.target, "resume", True, "already running", {"noop": True})
         pids = procs.resume_tree(pane.pid)
+        records.update(live.squad.name, agent.target, paused=False)
         return Outcome(agent.target, "resume", True,
                        f"resumed ({len(pids)} process{'es' if len(pids) != 1 else ''})",
                        {"pids": pids})
@@ -394,11 +446,13 @@ def stop(live: Live, agents: list[Agent], *, grace: float | None = None,
 
 
 def restart(live: Live, agents: list[Agent], *, grace: float | None = None,
-            reason: str | None = None, by: str = "cli") -> list[Outcome]:
+            reason: str | None = None, by: str = "cli", resume: bool = False,
+            _action: str = "restart") -> list[Outcome]:
     """Stop each agent (if running), then respawn its window with the same command,
-    environment and directory from the squad's layout. Everything that can fail is checked
-    first (its window, its directory or worktree): an agent that could not start again is
-    never stopped."""
+    environment and directory from the squad's layout: in a new conversation, or with
+    ``resume`` in the one it had (where its program can). Everything that can fail is
+    checked first (its window, its directory or worktree): an agent that could not start
+    again is never stopped."""
     outcomes: list[Outcome] = []
     ready: list[tuple[Agent, Path]] = []
     for agent in agents:
@@ -426,11 +480,18 @@ def restart(live: Live, agents: list[Agent], *, grace: float | None = None,
                                     f"{agent.target} lost its window while stopping: run "
                                     "`squad up`"))
             continue
-        args, how = _spawn(live.squad, agent, live.tmux.socket, workdir)
+        previous = launch.resume_id(live.squad, agent) if resume else None
+        args, how = _spawn(live.squad, agent, live.tmux.socket, workdir, resume=previous)
         started.append((agent, how))
         units.append([["respawn-pane", "-k", "-t", pane.pane_id, *args],
                       ["clear-history", "-t", pane.pane_id]])
-        outcomes.append(Outcome(agent.target, "restart", True, "restarted"))
+        msg = "restarted" if _action == "restart" else "woken"
+        if resume:
+            msg += ("; resuming its conversation" + (f" {how.session_id}" if how.session_id
+                                                     else "") if how.resumed else
+                    "; started fresh: nothing to resume for its program")
+        outcomes.append(Outcome(agent.target, _action, True, msg,
+                                {"session_id": how.session_id, "resumed": how.resumed}))
     if units:
         live.tmux.run_units(units)
         _remember(live.squad, started)
@@ -439,7 +500,62 @@ def restart(live: Live, agents: list[Agent], *, grace: float | None = None,
         if o.ok:
             pane = live.panes.get(o.target)
             o.data["pid"] = pane.pid if pane else None
-            events.record(live.squad.name, "restart", target=o.target, by=by, reason=reason)
+            records.update(live.squad.name, o.target, paused=False, hibernated=False)
+            events.record(live.squad.name, _action, target=o.target, by=by, reason=reason,
+                          result=o.message)
+    return outcomes
+
+
+def hibernate(live: Live, agents: list[Agent], *, grace: float | None = None,
+              reason: str | None = None, by: str = "cli") -> list[Outcome]:
+    """Stop each agent's whole tree to free its memory, keeping its window (showing where it
+    was), worktree, held task and conversation: ``wake`` starts it again inside that
+    conversation. A task it was working on waits for it and is given back once, on wake."""
+    outcomes: list[Outcome] = []
+    running: list[Agent] = []
+    for agent in agents:
+        pane = live.pane(agent)
+        if records.get(live.squad.name, agent.target).hibernated:
+            outcomes.append(Outcome(agent.target, "hibernate", True, "already hibernated",
+                                    {"noop": True}))
+        elif pane is None or pane.dead:
+            outcomes.append(Outcome(agent.target, "hibernate", False,
+                                    f"{agent.target} is not running: nothing to hibernate"))
+        else:
+            running.append(agent)
+    if not running:
+        return outcomes
+    from squad.store import TaskStore
+
+    with TaskStore.for_squad(live.squad.name) as store:
+        for agent in running:
+            for task in store.active_for(agent.target):
+                if task.status.value == "in_progress":
+                    store.park(task.id)
+    for agent in running:
+        records.update(live.squad.name, agent.target, hibernated=True, paused=False)
+    stop(live, running, grace=grace, reason=reason or "hibernate", by=by)
+    for agent in running:
+        session = records.get(live.squad.name, agent.target).session_id
+        keeps = (f"its conversation {session} is kept" if session else
+                 "its program's chat history is kept" if launch.known_program(agent) == "aider"
+                 else "it has no conversation squad can resume: it will start fresh")
+        outcomes.append(Outcome(agent.target, "hibernate", True, f"hibernated; {keeps}",
+                                {"session_id": session}))
+        events.record(live.squad.name, "hibernate", target=agent.target, by=by, reason=reason,
+                      result=keeps)
+    return outcomes
+
+
+def wake(live: Live, agents: list[Agent], *, reason: str | None = None,
+         by: str = "cli") -> list[Outcome]:
+    """Start hibernated agents again, each inside its conversation where its program can."""
+    asleep = [a for a in agents if records.get(live.squad.name, a.target).hibernated]
+    outcomes = [Outcome(a.target, "wake", True, "not hibernated", {"noop": True})
+                for a in agents if a not in asleep]
+    if asleep:
+        outcomes += restart(live, asleep, grace=1.0, reason=reason, by=by, resume=True,
+                            _action="wake")
     return outcomes
 
 
@@ -480,3 +596,94 @@ def attach_argv(live: Live, agent: Agent) -> list[str]:
     return [live.tmux.binary or "tmux", "-L", live.tmux.socket,
             "select-window", "-t", pane.window_id, ";",
             "attach-session", "-t", pane.session_id]
+
+
+# -- reshaping a running squad ----------------------------------------------------------------
+
+
+def _with_agents(squad: Squad, change: Callable[[list[dict]], None], what: str) -> Squad:
+    """The squad with its teams changed by ``change`` (on the resolved layout's tables),
+    validated exactly like a layout file."""
+    import tomllib
+
+    import tomli_w
+
+    from squad import layout
+
+    data = tomllib.loads(layout.dump(squad))
+    change(data["teams"])
+    text = tomli_w.dumps(data)
+    return layout.loads(text, source=f"{squad.name} ({what})", base_dir=squad.repo)
+
+
+def add_agent(live: Live, target: str, settings: dict[str, object], *,
+              by: str = "cli") -> list[Outcome]:
+    """Add an agent (and its team, when new) to the running squad and start it. Settings are
+    layout keys (``command``, ``role``, ``worktree``, ``tags``, ...), checked exactly as in
+    a layout file; what is not given takes the built-in defaults. The supervisor picks the
+    new agent up at its next tick."""
+    team, _, name = target.partition("/")
+    if not team or not name:
+        raise TargetError(f"{target!r}: name the new agent as TEAM/AGENT")
+    if live.squad.agent(target) is not None:
+        raise TargetError(f"{target} is already in squad {live.squad.name!r}")
+
+    def change(teams: list[dict]) -> None:
+        entry = {"name": name, **{k: v for k, v in settings.items() if v is not None}}
+        for t in teams:
+            if t["name"] == team:
+                t["agents"].append(entry)
+                return
+        teams.append({"name": team, "agents": [entry]})
+
+    squad = _with_agents(live.squad, change, f"squad add {target}")
+    outcomes = up(squad, live.tmux, by=by)
+    live.squad = squad
+    events.record(squad.name, "add", target=target, by=by,
+                  reason=", ".join(f"{k}={v}" for k, v in settings.items() if v is not None))
+    return [o for o in outcomes if o.target == target] or outcomes
+
+
+def remove_agent(live: Live, target: str, *, prune: bool = False, force: bool = False,
+                 grace: float | None = None, by: str = "cli") -> list[Outcome]:
+    """Stop an agent (its whole tree), close its window and take it out of the running
+    squad. Its worktree is kept unless ``prune`` (and, when it holds work, ``force``), like
+    ``squad down --prune``: nothing is stopped when a dirty worktree would block the prune.
+    A task it held goes back to the queue."""
+    agent = live.squad.agent(target) if "/" in target else None
+    if agent is None:
+        live.resolve(target)  # says what exists
+        raise TargetError(f"{target!r}: name one agent as TEAM/AGENT")
+    if len(live.squad.agents()) == 1:
+        raise TargetError(f"{target} is the squad's only agent: use `squad down` instead")
+    wt = live.squad.worktree_dir(agent) if agent.worktree else None
+    if prune and not force and wt is not None and wt.exists() and (
+            changes := worktrees.dirty(wt)):
+        raise ControlError(f"{target}: its worktree {wt} holds {worktrees.describe(changes)}: "
+                           "commit or move them, or pass --force to delete them; nothing "
+                           "was stopped")
+
+    def change(teams: list[dict]) -> None:
+        for t in teams:
+            t["agents"] = [a for a in t["agents"]
+                           if not (t["name"] == agent.team and a["name"] == agent.name)]
+        teams[:] = [t for t in teams if t["agents"]]
+
+    squad = _with_agents(live.squad, change, f"squad remove {target}")
+    outcomes: list[Outcome] = []
+    pane = live.pane(agent)
+    if pane is not None:
+        if not pane.dead:
+            outcomes += stop(live, [agent], grace=grace, reason="removed", by=by)
+        live.tmux.run_bytes(["kill-window", "-t", pane.window_id])
+    with squad_lock(squad.name, "up"):
+        save_layout(squad)
+    live.squad = squad
+    records.forget(squad.name, target)
+    outcomes.append(Outcome(target, "remove", True, "removed from the squad"
+                            + (f"; its worktree {wt} is kept" if wt and wt.exists() and not prune
+                               else "")))
+    events.record(squad.name, "remove", target=target, by=by)
+    if prune:
+        outcomes += prune_worktrees(live.squad, [agent], force=force, by=by)
+    return outcomes

@@ -107,6 +107,7 @@ class Desk:
         self.reconciled = False
         self.hooks = hooks or HookReader(live.squad.name)
         self.worked: set[int] = set()  # tasks whose holder was seen busy since take-up
+        self._woken: dict[str, float] = {}  # hibernated agents woken for a task, and when
         self._patterns: dict[Agent, Patterns] = {}
 
     # -- helpers ----------------------------------------------------------------------
@@ -265,6 +266,15 @@ class Desk:
                    now: float) -> None:
         holder = task.holder or ""
         row = rows.get(holder)
+        if task.holder_id == TaskStore.PARKED:
+            # Its agent was hibernated on it. Asleep, it keeps the task; awake again (in
+            # its conversation) and back at its prompt, it gets the task again, once.
+            if row is not None and row.state == "running" and row.status == "idle" and (
+                    row.raw_status in ("idle", "")):
+                task = self.store.redeliver(task.id, now)
+                if sent := self._push(task, rows, screens, again=True):
+                    self._quick_look(sent)
+            return
         if row is None or row.state != "running":
             how = f" (status {row.exit_code})" if row is not None and row.exit_code else ""
             self._fail(task, f"{holder} exited{how} while holding it", now)
@@ -326,8 +336,31 @@ class Desk:
                 self.store.set_value("rr", rr)
             for task_id, target in done:
                 sent += self._send(task_id, rows, screens, target=target, now=now)
+            planned = {task_id for task_id, _ in done}
+            self._wake_for([t for t in ready if t.id not in planned], rows, now)
         if sent:
             self._quick_look(sent)
+
+    def _wake_for(self, waiting: list[Task], rows: dict[str, AgentRow], now: float) -> None:
+        """A queued task meant for a hibernated agent (``--to``) wakes it: it can go nowhere
+        else. Tried at most once a minute per agent."""
+        for task in waiting:
+            row = rows.get(task.target or "")
+            if row is None or row.status != "hibernated":
+                continue
+            if now - self._woken.get(row.target, 0.0) < 60.0:
+                continue
+            self._woken[row.target] = now
+            agent = self.live.squad.agent(row.target)
+            if agent is None:
+                continue
+            from squad import control
+
+            try:
+                control.wake(self.live, [agent], by="policy",
+                             reason=f"task #{task.id} is meant for it")
+            except SquadError as exc:
+                log.warning("could not wake %s for task #%s: %s", row.target, task.id, exc)
 
     def _send(self, task_id: int, rows: dict[str, AgentRow], screens: dict[str, str], *,
               now: float, target: str | None = None, review: bool = False) -> list[Task]:
@@ -337,6 +370,11 @@ class Desk:
                     else self.store.assign(task_id, target, now))
         except TaskError:
             return []  # cancelled or changed since the plan
+        return self._push(task, rows, screens, review=review)
+
+    def _push(self, task: Task, rows: dict[str, AgentRow], screens: dict[str, str], *,
+              review: bool = False, again: bool = False) -> list[Task]:
+        """Record, paste, press Enter for an assigned task. Returns it if its text went out."""
         holder = task.holder or ""
         agent = self.live.squad.agent(holder)
         pane = self.live.pane(agent) if agent else None
@@ -346,7 +384,8 @@ class Desk:
             if agent is None or pane is None or pane.dead or row is None:
                 raise SquadError(f"{holder} has no running window")
             pats = self.patterns(holder)
-            text = task.review_text(pats.marker) if review else task.delivery_text(pats.marker)
+            text = (task.review_text(pats.marker) if review
+                    else task.delivery_text(pats.marker, again=again))
             data = text.encode()
             token = task.delivery_token or ""
             task = self.store.mark_sending(task.id, token, row.identity,

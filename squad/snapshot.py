@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from squad import launch, procs
+from squad import procs, records
 from squad.hooks import HookReader
 from squad.layout import Agent
 from squad.live import Live
@@ -38,8 +38,9 @@ class AgentRow:
     team: str
     agent: str
     role: str
-    state: str  # running | exited | down (no window)
-    status: str  # starting | working | idle | needs-input | stalled | paused | exited | down
+    state: str  # running | exited | hibernated | down (no window)
+    status: str  # starting | working | idle | needs-input | stalled | paused | exited |
+    #              hibernated | down
     pid: int | None  # the agent's own pid (the wrapper's child)
     wrapper_pid: int | None
     exit_code: int | None
@@ -113,7 +114,7 @@ class Observer:
         self.live = live
         self.capture = capture
         self.hooks = hooks  # the programs' own hook events (status evidence), if any
-        self._sessions: tuple[float, dict[str, dict]] = (-1.0, {})
+        self._records: tuple[float, dict[str, records.AgentRecord]] = (-1.0, {})
         self.sampler = procs.Sampler()
         self.trackers: dict[str, StatusTracker] = {}
         self.seen: dict[str, tuple[str, float]] = {}  # target -> (screen hash, changed_at)
@@ -166,11 +167,18 @@ class Observer:
             worktree=str(wt) if wt else None, cwd=str(squad.agent_dir(agent)),
             tags=tuple(agent.tags), capacity=agent.capacity, dispatch=agent.dispatch,
         )
-        if pane is None:
+        record = self.records().get(agent.target) or records.AgentRecord()
+        if pane is None or (pane.dead and record.hibernated):
+            # Hibernated: stopped to free memory, its window (if any) showing where it was;
+            # `squad wake` starts it again in its conversation.
             self.trackers.pop(agent.target, None)
-            return AgentRow(state="down", status="down", pid=None, wrapper_pid=None,
-                            exit_code=None, cpu=0.0, rss=0, procs=0, session="",
-                            window_id=None, pane_id=None, since=wall, **base)
+            held = "hibernated" if record.hibernated else "down"
+            return AgentRow(state=held, status=held, pid=None, wrapper_pid=None,
+                            exit_code=None, cpu=0.0, rss=0, procs=0,
+                            session=pane.session if pane else "",
+                            window_id=pane.window_id if pane else None,
+                            pane_id=pane.pane_id if pane else None, since=wall,
+                            session_id=record.session_id, **base)
         usage = self.sampler.usage(pane.pid if not pane.dead else None)
         table = self.sampler.table
         kids = table.children.get(pane.pid or -1, []) if table else []
@@ -216,21 +224,21 @@ class Observer:
             since=wall - (now - tracker.since),
             raw_status=str(tracker.raw or status),
             wrapper_start=wrapper.start if wrapper is not None else None,
-            session_id=self.sessions().get(agent.target, {}).get("session_id"),
+            session_id=record.session_id,
             **base,
         )
 
 
-    def sessions(self) -> dict[str, dict]:
-        """The conversation ids squad knows (re-read only when the file changed)."""
-        path = launch.sessions_path(self.live.squad.name)
+    def records(self) -> dict[str, records.AgentRecord]:
+        """What squad remembers per agent (re-read only when the file changed)."""
+        path = records.path_of(self.live.squad.name)
         try:
             stamp = path.stat().st_mtime
         except OSError:
             stamp = 0.0
-        if stamp != self._sessions[0]:
-            self._sessions = (stamp, launch.sessions(self.live.squad.name))
-        return self._sessions[1]
+        if stamp != self._records[0]:
+            self._records = (stamp, records.read(self.live.squad.name))
+        return self._records[1]
 
 
 def one_shot(live: Live, interval: float = 0.15) -> Snapshot:

@@ -763,6 +763,34 @@ class TaskStore:
                                 status=S.IN_PROGRESS, started_at=now, taken_screen=screen_hash)
         return task
 
+    PARKED = "hibernated"  # holder_id of a task whose holder was hibernated while on it
+
+    def park(self, task_id: int, now: float | None = None) -> Task:
+        """The holder of this task in progress is being hibernated: it keeps the task, and
+        :meth:`redeliver` gives it back once the agent is awake again."""
+        now = time.time() if now is None else now
+        with self._write() as (conn, events):
+            task = self._load(conn, task_id)
+            if task.status is not S.IN_PROGRESS:
+                raise TaskError(f"task #{task.id} is {task.status}, not in progress")
+            return self._update(conn, events, task, "task.parked", now,
+                                reason="its agent was hibernated; it keeps the task",
+                                holder_id=self.PARKED)
+
+    def redeliver(self, task_id: int, now: float | None = None) -> Task:
+        """Hand a parked task to its (woken) holder again: a new delivery (fresh token) of
+        the same attempt, confirmed like any other."""
+        now = time.time() if now is None else now
+        with self._write() as (conn, events):
+            task = self._load(conn, task_id)
+            if task.status is not S.IN_PROGRESS or task.holder_id != self.PARKED:
+                raise TaskError(f"task #{task.id} is not waiting for its woken agent")
+            token = secrets.token_hex(4)
+            return self._update(conn, events, task, "task.redelivered", now,
+                                target=task.agent, extra={"token": token},
+                                status=S.ASSIGNED, assigned_at=now, started_at=None,
+                                delivery_token=token, **NO_DELIVERY)
+
     def unassign(self, task_id: int, reason: str, now: float | None = None) -> Task:
         """Undo an assignment whose text never arrived: back to queued (or, for a review, back
         to waiting for the reviewer) without counting an attempt or a failure."""

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from squad import events, launch
+from squad import events, launch, records
 from squad.delivery import Desk, event_sink
 from squad.errors import SquadError, storage_error
 from squad.hooks import HookReader
@@ -132,7 +132,8 @@ class Supervisor:
                 agent = self.live.squad.agent(target)
                 program = launch.known_program(agent) if agent else None
                 if program:
-                    launch.record_session(self.live.squad.name, target, program, session)
+                    records.update(self.live.squad.name, target, program=program,
+                                   session_id=session)
 
     def _delivered(self, target: str) -> None:
         """An agent that was just handed text is busy from now on, whatever the debouncer

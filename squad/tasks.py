@@ -100,7 +100,8 @@ TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     S.QUEUED: frozenset({S.ASSIGNED, S.DONE, S.REVIEW, S.FAILED, S.CANCELLED}),
     # assigned -> done/review: the agent reported completion before delivery was confirmed
     S.ASSIGNED: frozenset({S.IN_PROGRESS, S.DONE, S.REVIEW, S.QUEUED, S.FAILED, S.CANCELLED}),
-    S.IN_PROGRESS: frozenset({S.DONE, S.REVIEW, S.QUEUED, S.FAILED, S.CANCELLED}),
+    # in_progress -> assigned: given again to the same agent after it was hibernated
+    S.IN_PROGRESS: frozenset({S.ASSIGNED, S.DONE, S.REVIEW, S.QUEUED, S.FAILED, S.CANCELLED}),
     S.REVIEW: frozenset({S.DONE, S.QUEUED, S.FAILED, S.CANCELLED}),
     S.DONE: frozenset(),
     S.FAILED: frozenset({S.QUEUED}),
@@ -199,9 +200,15 @@ class Task:
             return None
         return f"# {self.marker}" if style == "comment" else self.marker
 
-    def delivery_text(self, style: str = "line") -> str:
-        """What the worker receives: the prompt, every reviewer's feedback so far, the marker."""
+    def delivery_text(self, style: str = "line", *, again: bool = False) -> str:
+        """What the worker receives: the prompt, every reviewer's feedback so far, the marker.
+        ``again``: the agent was stopped (hibernated) while working on it and resumed in
+        its conversation: it is asked to carry on, not to start over."""
         parts = [self.prompt.rstrip()]
+        if again:
+            parts.insert(0, "You were stopped while working on this task and have been "
+                            "started again in the same conversation. Continue it where you "
+                            "left off:")
         if self.feedback:
             n = len(self.feedback)
             what = "an earlier attempt" if n == 1 else f"{n} earlier attempts"

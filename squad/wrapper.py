@@ -115,6 +115,10 @@ def main(argv: list[str]) -> int:
     if not argv:
         print("squad wrapper: no command given", file=sys.stderr)
         return 2
+    if argv[0] == "--hold" and len(argv) == 2:
+        # A hibernated agent's window after a restore: nothing runs, the window says why.
+        os.write(1, f"\r\n[squad] {argv[1]}\r\n".encode("utf-8", "replace"))
+        return 0
     # tmux gives every window the PATH of the client that created it, whatever `-e` says,
     # so squad passes the agent's PATH as SQUAD_PATH.
     path = os.environ.pop("SQUAD_PATH", None)
