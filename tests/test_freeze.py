@@ -157,9 +157,15 @@ def full_squad(tmp_path: Path) -> Squad:
     notify = replace(NotifyConfig(), desktop=False, kinds=(
         KindConfig("needs_input", command=("notify-send", "squad")),
         *NotifyConfig().kinds[1:]))
-    return squad_of(repo, team_of(full, plain, session="Task-t"), team_of(other, name="u"),
-                    worktree_root=(tmp_path / "wt").resolve(), dispatch_policy="round-robin",
-                    notify=notify)
+    squad = squad_of(repo, team_of(full, plain, session="Task-t"), team_of(other, name="u"),
+                     worktree_root=(tmp_path / "wt").resolve(), dispatch_policy="round-robin",
+                     notify=notify)
+    if "governor" in {f.name for f in fields(Squad)}:  # a squad-level table added later
+        from squad.governor import GovernorConfig
+
+        squad = replace(squad, governor=replace(GovernorConfig(), max_active=3,
+                                                pause_excess=True))
+    return squad
 
 
 def test_every_field_set_round_trips(tmp_path: Path) -> None:
@@ -169,6 +175,8 @@ def test_every_field_set_round_trips(tmp_path: Path) -> None:
     doc = tomllib.loads(freeze(squad, base_dir=tmp_path))
     assert doc["repo"] == "repo" and doc["worktree_root"] == "wt"
     assert doc["dispatch_policy"] == "round-robin" and doc["notify"]["desktop"] is False
+    if "governor" in {f.name for f in fields(Squad)}:
+        assert doc["governor"] == {"max_active": 3, "pause_excess": True}
     # Every key the agent sets is written somewhere in the cascade, none forgotten.
     assert keys_for(doc, 0, 0) == set_keys(squad, "t/full") == set(AGENT_FIELDS)
     assert keys_for(doc, 0, 1) >= set_keys(squad, "t/pm")
