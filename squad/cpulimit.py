@@ -241,14 +241,19 @@ class CpuLimiter:
             if self.cgroup is None:
                 self.cgroup_problem = "no cgroup hierarchy with the cpu controller is mounted"
             else:
+                # A probe now, so callers know at once which mechanism they will get; the
+                # directories come back on the first limit, and go with the last.
                 self.cgroup_problem = self._prepare()
                 if self.cgroup_problem:
                     self.cgroup = None
+                else:
+                    self._remove_base()
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._table: procs.Table | None = None
+        self._journaled: dict[str, list[object]] | None = None
         atexit.register(self.close)
 
     # -- cgroup plumbing -----------------------------------------------------------------------
@@ -279,6 +284,16 @@ class CpuLimiter:
         except OSError as exc:
             return f"cannot create a cgroup under {cg.mount}: {exc.strerror or exc}"
         return None
+
+    def _remove_base(self) -> None:
+        """Remove ``squad/<name>`` and ``squad`` when nothing is left in them."""
+        if self.base is None:
+            return
+        for path in (self.base, self.base.parent):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass  # not empty: another squad's, or still in use
 
     def _quota(self, group: Path, limit: float) -> None:
         assert self.cgroup is not None
@@ -383,6 +398,10 @@ class CpuLimiter:
             group = self.base / _group_name(target)
             lim = _Limit(target, root, root_start, limit, self.cgroup.mechanism, group)
             try:
+                if not self.base.is_dir():
+                    problem = self._prepare()
+                    if problem:
+                        raise OSError(problem)
                 group.mkdir(exist_ok=True)
                 self._quota(group, limit)
                 self._move_in(lim, table)
@@ -408,6 +427,8 @@ class CpuLimiter:
             if lim is not None:
                 self._release(lim)
                 self._save_journal()
+                if lim.group is not None and not any(x.group for x in self.limits.values()):
+                    self._remove_base()
 
     def _release(self, lim: _Limit) -> None:
         if lim.group is not None and self.cgroup is not None:
@@ -482,12 +503,7 @@ class CpuLimiter:
         with self._lock:
             for target in list(self.limits):
                 self.release(target)
-            if self.base is not None:
-                for path in (self.base, self.base.parent):
-                    try:
-                        os.rmdir(path)
-                    except OSError:
-                        pass  # not empty: another squad's, or still in use
+            self._remove_base()
         atexit.unregister(self.close)
 
     def sweep(self) -> list[str]:
@@ -548,8 +564,12 @@ class CpuLimiter:
     def _save_journal(self) -> None:
         if self.journal is None:
             return
-        data = {t: [lim.root, lim.root_start] for t, lim in self.limits.items()
-                if lim.mechanism == DUTY}
+        data: dict[str, list[object]] = {t: [lim.root, lim.root_start]
+                                          for t, lim in self.limits.items()
+                                          if lim.mechanism == DUTY}
+        if data == self._journaled:
+            return  # written once per change, not once per tick
+        self._journaled = data
         try:
             if data:
                 tmp = self.journal.with_name(f".{self.journal.name}.{os.getpid()}.tmp")
