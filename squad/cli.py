@@ -18,7 +18,7 @@ from pathlib import Path
 COMMANDS = (
     "ui", "up", "down", "ls", "pause", "resume", "stop", "restart", "send", "capture",
     "attach", "events", "dispatch", "tasks", "task", "run", "diff", "merge", "pr", "repeats",
-    "hook", "hibernate", "wake", "add", "remove",
+    "hook", "hibernate", "wake", "add", "remove", "freeze", "import",
 )
 
 
@@ -158,6 +158,9 @@ def build_parser() -> Parser:
     from squad.cli_review import add_review_commands
 
     add_review_commands(cmd)
+    from squad.cli_layout import add_layout_commands
+
+    add_layout_commands(cmd)
     return p
 
 
@@ -553,6 +556,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.command in REVIEW_HANDLERS:
             return REVIEW_HANDLERS[args.command](args)
+        from squad.cli_layout import HANDLERS as LAYOUT_HANDLERS
+
+        if args.command in LAYOUT_HANDLERS:
+            return LAYOUT_HANDLERS[args.command](args)
         return TASK_HANDLERS[args.command](args)
     except UsageError as exc:
         print(str(exc), file=sys.stderr)

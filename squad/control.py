@@ -24,6 +24,7 @@ from squad.live import (
     wrapper_argv,
 )
 from squad.state import squad_lock
+from squad.status import patterns_for
 from squad.tmux import Pane, Tmux, env_args, format_literal
 
 WINDOW_SIZE = ("160", "48")  # detached windows; a client attaching resizes them
@@ -144,6 +145,9 @@ def _up(squad: Squad, tmux: Tmux, by: str) -> list[Outcome]:
         ["start-server"],
         ["set-option", "-g", "history-limit", HISTORY_LIMIT],
         ["set-option", "-wg", "remain-on-exit", "on"],
+        # Programs that ask for focus events (Claude Code) otherwise show a notice instead
+        # of their usual footer.
+        ["set-option", "-g", "focus-events", "on"],
     ]]
     sessions = {p.session for p in panes}
     started: list[tuple[Agent, launch.Launch]] = []
@@ -566,7 +570,12 @@ def send(live: Live, agent: Agent, data: bytes, *, enter: bool = True,
          by: str = "cli", reason: str | None = None) -> Outcome:
     """Deliver bytes to an agent exactly as given, then Enter."""
     pane = _alive_pane(live, agent)
-    live.tmux.paste(pane.pane_id, data, enter=enter, delay=agent.submit_delay)
+    pats = patterns_for(agent.argv, agent.ready_pattern, agent.busy_pattern,
+                        agent.input_pattern)
+    # The program's own pause between a paste and its Enter (Gemini CLI takes an Enter that
+    # follows a paste too closely as a newline), or the layout's, whichever is longer.
+    live.tmux.paste(pane.pane_id, data, enter=enter,
+                    delay=max(agent.submit_delay, pats.submit_delay))
     preview = data[:120].decode("utf-8", "replace")
     events.record(live.squad.name, "send", target=agent.target, by=by, reason=reason,
                   bytes=len(data), preview=preview)

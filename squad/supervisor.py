@@ -15,6 +15,7 @@ import socket as socketlib
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from squad import events, launch, records
@@ -80,6 +81,7 @@ class Supervisor:
         self.observer = Observer(live, hooks=self.hooks)
         self.lock = Lock(live.squad.name)
         self.statuses: dict[str, str] = {}
+        self._forced: set[str] = set()  # handed text this tick (see tick)
         self.last: Snapshot | None = None
         self.store = TaskStore.for_squad(live.squad.name, on_event=event_sink(live.squad.name, by))
         self.desk = Desk(live, self.store, by=by, on_delivered=self._delivered,
@@ -117,6 +119,11 @@ class Supervisor:
                 self.notifier.configure(self.live.squad.notify)
             self.notifier.tick(snap.agents, snap.at, screens=snap.screens)
         snap = self.after_observe(snap)
+        if self._forced:  # agents handed a task this tick are busy now, not as observed
+            snap = replace(snap, agents=tuple(
+                replace(r, status="working", since=time.time()) if r.target in self._forced
+                and r.status == "idle" else r for r in snap.agents))
+            self._forced.clear()
         self.last = snap
         if self.lock.fd is not None:
             publish(snap)  # best effort: a full disk must not stop supervision
@@ -141,6 +148,7 @@ class Supervisor:
         tracker = self.observer.trackers.get(target)
         if tracker is not None:
             tracker.force(Status.WORKING, time.monotonic())
+        self._forced.add(target)
 
     @property
     def dispatching(self) -> bool:
