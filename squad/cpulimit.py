@@ -445,6 +445,14 @@ class CpuLimiter:
         lim = self.limits.get(target)
         return lim.mechanism if lim else None
 
+    def cycling(self, target: str) -> bool:
+        """Whether a stopped tree of ``target`` may be the duty cycle's doing rather than a
+        pause: the observer must then not call the agent paused (nor idle for being quiet)
+        unless a hold says a pause is meant."""
+        lim = self.limits.get(target)
+        return (lim is not None and lim.mechanism == DUTY and target not in self.holds
+                and not lim.external and not self.held_by_person(target))
+
     def describe(self) -> dict[str, dict[str, object]]:
         """Per limited agent: mechanism, limit, and why the kernel's way was not used."""
         with self._lock:

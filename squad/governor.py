@@ -326,6 +326,10 @@ def _mb(n: float) -> str:
     return f"{n:,.0f} MiB"
 
 
+def _samples(n: int) -> str:
+    return f"{n} sample{'s' if n != 1 else ''}"
+
+
 class Governor:
     """Decides, tick by tick, what the resource policy does (pure; see the module's doc)."""
 
@@ -431,8 +435,8 @@ class Governor:
                 track.warned = True
                 out.append(self._act(
                     "warn", s, "memory_warn",
-                    f"memory {_mb(mb)} is over memory_warn_mb {warn} for {track.over_warn} "
-                    "samples", rss_mb=round(mb, 1), memory_warn_mb=warn,
+                    f"memory {_mb(mb)} is over memory_warn_mb {warn} for "
+                    f"{_samples(track.over_warn)}", rss_mb=round(mb, 1), memory_warn_mb=warn,
                     samples=track.over_warn))
         if s.memory_limit_mb is None:
             return out
@@ -446,8 +450,8 @@ class Governor:
             return out
         action = s.on_memory_limit
         figures = dict(rss_mb=round(mb, 1), memory_limit_mb=limit, samples=track.over_limit)
-        said = (f"memory {_mb(mb)} is over memory_limit_mb {limit} for {track.over_limit} "
-                "samples")
+        said = (f"memory {_mb(mb)} is over memory_limit_mb {limit} for "
+                f"{_samples(track.over_limit)}")
         if action == "warn":
             track.limit_done = True
             out.append(self._act("warn", s, "memory_limit", f"{said}: on_memory_limit = 'warn'",
@@ -594,7 +598,7 @@ class Governor:
         return [self._act(
             kind, s, rule,
             f"{what} {f.get('reading')}{unit} is {side} {f.get('threshold')}{unit} for "
-            f"{cfg.samples} samples: {kind} {s.target} (priority {s.priority}, {s.status}, "
+            f"{_samples(cfg.samples)}: {kind} {s.target} (priority {s.priority}, {s.status}, "
             f"{_mb(s.rss / MIB)}, {s.cpu:.0f}% CPU)",
             **f, priority=s.priority, status=s.status, rss_mb=round(s.rss / MIB, 1),
             cpu=s.cpu, **self._readings(self.pressure))]

@@ -790,8 +790,10 @@ def test_duty_cycle_never_undoes_a_persons_pause(spawn, limiter_name, tmp_path) 
         limiter.apply("t/spin", spinner.root, 30, root_start=spinner.start)
         wait_for(lambda: any(s in procs.STOPPED_STATES for s in spinner.states()),
                  what="the duty cycle stopping the tree")
+        assert limiter.cycling("t/spin")  # a stopped tree now is no pause
         # squad pause from another process: the marker first, then the tree stopped.
         holds.add("t/spin")
+        assert not limiter.cycling("t/spin")
         procs.pause_tree(spinner.root)
         deadline = time.monotonic() + 1.0  # ten periods: the cycle would have resumed it
         while time.monotonic() < deadline:
@@ -817,12 +819,14 @@ def test_a_governor_pause_of_a_duty_cycled_tree_holds(spawn, limiter_name) -> No
         ex = Executor(limiter=limiter)
         (paused,) = ex.run([Action("pause", "t/spin", "memory_low", "test")], [row])
         assert paused.ok, paused.message
+        assert not limiter.cycling("t/spin")
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             assert spinner.stopped()
             time.sleep(0.02)
         (resumed,) = ex.run([Action("resume", "t/spin", "recovered", "test")], [row])
         assert resumed.ok, resumed.message
+        assert limiter.cycling("t/spin")
         wait_for(lambda: any(s in procs.STOPPED_STATES for s in spinner.states()),
                  what="the duty cycle at work again")
     finally:
