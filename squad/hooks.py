@@ -141,11 +141,17 @@ class HookReader:
 
     def since(self, target: str, t: float | None, now: float | None = None) -> str | None:
         """The latest hook event kind of ``target`` at or after ``t`` (and fresh), else None."""
+        seen = self.seen_since(target, t, now)
+        return seen.kind if seen is not None else None
+
+    def seen_since(self, target: str, t: float | None, now: float | None = None
+                   ) -> Seen | None:
+        """The latest hook event of ``target`` at or after ``t`` (and fresh), else None."""
         seen = self.latest.get(target)
         now = time.time() if now is None else now
         if seen is None or t is None or seen.at < t or now - seen.at > FRESH:
             return None
-        return seen.kind
+        return seen
 
 
 def main(argv: list[str]) -> int:

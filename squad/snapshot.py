@@ -197,14 +197,16 @@ class Observer:
         if prev is None:
             changed_at = started[2]
         self.seen[agent.target] = (digest, changed_at)
-        hook = None
+        seen = None
         if self.hooks is not None and wrapper is not None:
             # Only what the program said since its window's process started (a restart
             # makes older events someone else's), and not too long ago.
-            hook = self.hooks.since(agent.target, procs.started_at(wrapper.start) - 1.0)
+            seen = self.hooks.seen_since(agent.target, procs.started_at(wrapper.start) - 1.0)
         ev = Evidence(now=now, started_at=started[2], screen=screen, changed_at=changed_at,
                       dead=pane.dead, exit_code=pane.exit_code, stopped=usage.stopped,
-                      cpu=usage.cpu, hook=hook, fullscreen=pane.fullscreen)
+                      cpu=usage.cpu, hook=seen.kind if seen else None,
+                      hook_age=max(0.0, wall - seen.at) if seen else 0.0,
+                      fullscreen=pane.fullscreen)
         tracker = self.tracker(agent)
         status = tracker.update(ev)
         hist = self.history.setdefault(agent.target, deque(maxlen=600))

@@ -18,7 +18,8 @@ Where patterns look
 Rules, first that applies wins (:func:`classify`)
     1. the pane's process exited                                  -> exited
     2. every process of the agent's tree is stopped               -> paused
-    h. the program's own hook (fresh, since it started) said: a permission question
+    h. the program's own hook (since it started, and its screen has not moved on since,
+       give or take :data:`HOOK_SLACK`) said: a permission question
        -> needs-input; a prompt submitted or a tool running -> working (needs-input if a
        question is on screen; stalled when frozen as below); the turn ended -> idle unless
        the screen shows a busy sign
@@ -67,6 +68,7 @@ from pathlib import Path
 
 STARTING_FOR = 5.0  # seconds after start during which a patternless screen means "starting"
 BUSY_CPU = 5.0  # CPU % of the tree above which the agent is doing something, screen or not
+HOOK_SLACK = 1.5  # seconds a program may redraw after a hook without superseding it
 PACKS_FILE = Path(__file__).with_name("packs.toml")
 
 
@@ -386,6 +388,7 @@ class Evidence:
     stopped: bool = False  # every process of the agent's tree is stopped (SIGSTOP)
     cpu: float = 0.0  # CPU % of the agent's whole tree, recent
     hook: str | None = None  # the program's latest hook event since it started, if fresh
+    hook_age: float = 0.0  # seconds since that hook event
     fullscreen: bool = False  # the program drew on the alternate screen (vim, less, htop)
 
 
@@ -423,19 +426,23 @@ def classify(ev: Evidence, pats: Patterns, stall_after: float = 120.0) -> Status
         return Status.EXITED
     if ev.stopped:
         return Status.PAUSED
-    if ev.hook == "question":
+    # A hook tells where the program is until its screen moves on: a hook followed by no
+    # screen change (a little slack: programs redraw right after their hooks) still holds;
+    # after a change the screen is read again (an interrupted turn, say, sends no "stop").
+    hook = ev.hook if ev.hook and ev.hook_age <= ev.now - ev.changed_at + HOOK_SLACK else None
+    if hook == "question":
         return Status.NEEDS_INPUT
     n_tail, n_ready = max(pats.tail_lines, 1), max(pats.ready_lines, 1)
     tail = bottom_lines(ev.screen, max(n_tail, n_ready))
     bottom = tail[-n_ready:]
     stalled = ev.now - ev.changed_at > stall_after and ev.cpu < BUSY_CPU
-    if ev.hook in ("submit", "tool", "stop", "idle"):
+    if hook in ("submit", "tool", "stop", "idle"):
         # The program said where it is: between a submitted prompt and the end of its turn
         # it works (a question on screen still wins); after it, it is idle unless the
         # screen shows otherwise.
         if matches(pats.input, tail[-n_tail:]):
             return Status.NEEDS_INPUT
-        if ev.hook in ("submit", "tool"):
+        if hook in ("submit", "tool"):
             return Status.STALLED if stalled else Status.WORKING
         if not matches(pats.busy, tail[-n_tail:]):
             return Status.IDLE
