@@ -154,6 +154,16 @@ class HookReader:
         return seen
 
 
+def _codex_conversation(thread: object) -> bool:
+    """Whether a Codex thread id names a conversation it keeps (and can resume): Codex
+    also reports turns of side threads (the one that titles a conversation), which have no
+    session file of their own."""
+    if not isinstance(thread, str) or not thread or "/" in thread:
+        return False
+    home = Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")
+    return any((home / "sessions").glob(f"**/rollout-*-{thread}.jsonl"))
+
+
 def main(argv: list[str]) -> int:
     """``squad hook PROGRAM EVENT --squad NAME --target TEAM/AGENT [--home DIR]``: record one
     hook event; the program's JSON comes on standard input (Codex passes it as the last
@@ -186,6 +196,8 @@ def main(argv: list[str]) -> int:
         event = args.event
         if args.program == "codex" and payload.get("type"):
             event = str(payload["type"])
+            if not _codex_conversation(payload.get("thread-id")):
+                payload = {k: v for k, v in payload.items() if k != "thread-id"}
         kind = kind_for(args.program, event, payload)
         if kind and args.squad and "/" in target:
             record(args.squad, target, kind, args.program, payload)
