@@ -149,6 +149,13 @@ class Supervisor:
         if tracker is not None:
             tracker.force(Status.WORKING, time.monotonic())
         self._forced.add(target)
+        if self.last is not None and self.dispatching:
+            # Say so at once (`squad ls`, an observing UI), not only at the end of the tick:
+            # the agent may answer before this tick is over.
+            self.last = replace(self.last, agents=tuple(
+                replace(r, status="working", since=time.time()) if r.target == target
+                and r.status == "idle" else r for r in self.last.agents))
+            publish(self.last)
 
     @property
     def dispatching(self) -> bool:

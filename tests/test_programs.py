@@ -163,11 +163,18 @@ def test_the_hook_command_records_what_programs_report(tmp_path: Path) -> None:
                               text=True, env=env)  # a cleaned environment, as Gemini CLI runs them
         assert proc.returncode == 0 and proc.stdout.strip() == out, (args, proc)
         assert hooks.HookReader("hk").poll()["t/a"].kind == kind, args
-    codex = subprocess.run([*cmd, "codex", "turn", "--squad", "hk", "--target", "t/b",
-                            "--home", str(home),
-                            json.dumps({"type": "agent-turn-complete", "thread-id": "x-9"})],
-                           capture_output=True, text=True, env=env)
-    assert codex.returncode == 0
+    # Codex reports turns of side threads too (titling): only a thread with a session file
+    # of its own is its conversation.
+    codex_home = tmp_path / "codex"
+    (codex_home / "sessions" / "2026" / "12").mkdir(parents=True)
+    (codex_home / "sessions" / "2026" / "12" / "rollout-2026-12-02T05-00-00-x-9.jsonl").touch()
+    for thread in ("x-9", "side-7"):
+        codex = subprocess.run([*cmd, "codex", "turn", "--squad", "hk", "--target", "t/b",
+                                "--home", str(home), json.dumps(
+                                    {"type": "agent-turn-complete", "thread-id": thread})],
+                               capture_output=True, text=True,
+                               env=dict(env, CODEX_HOME=str(codex_home)))
+        assert codex.returncode == 0
     reader = hooks.HookReader("hk")
     reader.poll()
     assert reader.latest["t/b"].kind == "stop" and reader.sessions["t/b"] == "x-9"
