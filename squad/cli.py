@@ -18,7 +18,7 @@ from pathlib import Path
 COMMANDS = (
     "ui", "up", "down", "ls", "pause", "resume", "stop", "restart", "send", "capture",
     "attach", "events", "dispatch", "tasks", "task", "run", "diff", "merge", "pr", "repeats",
-    "hook", "hibernate", "wake", "add", "remove", "freeze", "import",
+    "hook", "hibernate", "wake", "add", "remove", "freeze", "import", "pin", "unpin", "policy",
 )
 
 
@@ -85,13 +85,19 @@ def build_parser() -> Parser:
     c = cmd("ls", "teams and agents with status, pid, CPU, memory, branch")
     c.add_argument("--json", action="store_true")
 
+    c = cmd("policy", "resource policies: limits, pressure now, what the governor did")
+    c.add_argument("--json", action="store_true")
+
     for name, what in (("pause", "freeze (SIGSTOP) an agent's whole process tree"),
                        ("resume", "continue (SIGCONT) a paused agent's process tree"),
                        ("stop", "end an agent's process tree: SIGTERM, grace, SIGKILL"),
                        ("restart", "stop an agent, then start it again as the layout says"),
                        ("hibernate", "stop an agent to free its memory, keeping its window, "
                                      "task and conversation"),
-                       ("wake", "start a hibernated agent again in its conversation")):
+                       ("wake", "start a hibernated agent again in its conversation"),
+                       ("pin", "never pause or hibernate this agent under pressure or "
+                               "max_active"),
+                       ("unpin", "let pressure policies act on this agent again")):
         c = cmd(name, what)
         c.add_argument("target", nargs="?", help="TEAM/AGENT or TEAM")
         c.add_argument("--all", action="store_true", help="every agent of the squad")
@@ -272,7 +278,7 @@ def _tmux(args: argparse.Namespace):
 # Commands that change something: before acting they make sure squad can record it (the
 # state directory is writable and not full), so nothing is done and then left unrecorded.
 WRITING = frozenset({"up", "down", "pause", "resume", "stop", "restart", "send", "dispatch",
-                     "run", "hibernate", "wake", "add", "remove"})
+                     "run", "hibernate", "wake", "add", "remove", "pin", "unpin"})
 
 
 def _live(args: argparse.Namespace):
@@ -333,8 +339,10 @@ def _control(args: argparse.Namespace) -> int:
         raise UsageError(f"squad {args.command}: give a TARGET or --all, not both")
     live = _live(args)
     agents = live.resolve(args.target, all=args.all)
-    fn = getattr(control, args.command)
+    fn = getattr(control, "pin" if args.command in ("pin", "unpin") else args.command)
     kw = {"reason": args.reason}
+    if args.command in ("pin", "unpin"):
+        kw["pinned"] = args.command == "pin"
     if args.command in ("stop", "restart", "hibernate"):
         kw["grace"] = args.grace
     if args.command == "restart":
@@ -477,6 +485,55 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy(args: argparse.Namespace) -> int:
+    from squad.governor import read_pressure
+    from squad.snapshot import read_published_extra
+
+    live = _live(args)
+    squad = live.squad
+    published = read_published_extra(squad.name)
+    from squad import records
+
+    pins = {t for t, r in records.read(squad.name).items() if r.pinned}
+    agents = []
+    for a in squad.agents():
+        limits = (published.get("cpu_limits") or {}).get(a.target) or {}
+        agents.append({"target": a.target, "priority": a.priority,
+                       "pinned": a.pinned or a.target in pins,
+                       "memory_warn_mb": a.memory_warn_mb, "memory_limit_mb": a.memory_limit_mb,
+                       "on_memory_limit": a.on_memory_limit, "cpu_limit": a.cpu_limit,
+                       "cpu_mechanism": limits.get("mechanism")})
+    data = {"squad": squad.name, "governor": squad.governor.to_table(),
+            "pressure": read_pressure().to_json(),
+            "state": published.get("governor"), "recent": published.get("actions") or [],
+            "supervisor": bool(published), "agents": agents}
+    if args.json:
+        _json(data)
+        return 0
+    gov = data["governor"] or {}
+    print(f"squad {squad.name}: governor " + (", ".join(f"{k}={v}" for k, v in gov.items())
+                                             or "off (no [governor] table)"))
+    p = data["pressure"]
+    print("pressure now: " + ", ".join(f"{k} {v}" for k, v in p.items() if v is not None))
+    if not data["supervisor"]:
+        print("no supervisor is running: limits and pressure act only under `squad` or "
+              "`squad run --headless`")
+    for a in agents:
+        bits = [f"priority {a['priority']}"]
+        if a["pinned"]:
+            bits.append("pinned")
+        if a["memory_warn_mb"] or a["memory_limit_mb"]:
+            bits.append(f"memory warn {a['memory_warn_mb'] or '-'} MiB, limit "
+                        f"{a['memory_limit_mb'] or '-'} MiB -> {a['on_memory_limit']}")
+        if a["cpu_limit"]:
+            bits.append(f"cpu {a['cpu_limit']:g}% ({a['cpu_mechanism'] or 'not applied yet'})")
+        print(f"  {a['target']}: " + "; ".join(bits))
+    for act in data["recent"]:
+        print(f"  did: {act['kind']} {act['target']} ({act['rule']}: {act['reason']})"
+              + (" [dry run]" if act.get("dry_run") else ""))
+    return 0
+
+
 def cmd_events(args: argparse.Namespace) -> int:
     from squad import events
     from squad.live import pick_squad
@@ -528,7 +585,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
 HANDLERS = {
     "ui": cmd_ui, "up": cmd_up, "down": cmd_down, "ls": cmd_ls, "pause": _control,
     "resume": _control, "stop": _control, "restart": _control, "hibernate": _control,
-    "wake": _control, "add": cmd_add, "remove": cmd_remove, "send": cmd_send,
+    "wake": _control, "pin": _control, "unpin": _control, "policy": cmd_policy,
+    "add": cmd_add, "remove": cmd_remove, "send": cmd_send,
     "capture": cmd_capture, "attach": cmd_attach, "events": cmd_events,
 }
 

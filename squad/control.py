@@ -23,7 +23,7 @@ from squad.live import (
     save_layout,
     wrapper_argv,
 )
-from squad.state import squad_lock
+from squad.state import squad_dir, squad_lock
 from squad.status import patterns_for
 from squad.tmux import Pane, Tmux, env_args, format_literal
 
@@ -377,9 +377,18 @@ def pause(live: Live, agents: list[Agent], *, reason: str | None = None,
         tree = [p for p in table.tree(pane.pid) if table.procs[p].state not in procs.GONE_STATES]
         if not tree:
             raise ControlError(f"{agent.target} has no running process to pause")
-        if all(table.procs[p].state in procs.STOPPED_STATES for p in tree):
+        # The marker first: a CPU duty cycle (cpu_limit) then leaves the tree stopped, and a
+        # tree that looks stopped because of that cycle becomes paused for good.
+        marks = policy_holds(live.squad.name)
+        held = agent.target in marks
+        marks.add(agent.target)
+        if held and all(table.procs[p].state in procs.STOPPED_STATES for p in tree):
             return Outcome(agent.target, "pause", True, "already paused", {"noop": True})
-        stopped = procs.pause_tree(pane.pid)
+        try:
+            stopped = procs.pause_tree(pane.pid)
+        except ControlError:
+            marks.discard(agent.target)
+            raise
         records.update(live.squad.name, agent.target, paused=True)
         return Outcome(agent.target, "pause", True,
                        f"paused ({len(stopped)} process{'es' if len(stopped) != 1 else ''})",
@@ -398,6 +407,7 @@ def resume(live: Live, agents: list[Agent], *, reason: str | None = None,
         tree = table.tree(pane.pid)
         if not any(table.procs[p].state in procs.STOPPED_STATES for p in tree):
             return Outcome(agent.target, "resume", True, "already running", {"noop": True})
+        policy_holds(live.squad.name).discard(agent.target)
         pids = procs.resume_tree(pane.pid)
         records.update(live.squad.name, agent.target, paused=False)
         return Outcome(agent.target, "resume", True,
@@ -405,6 +415,27 @@ def resume(live: Live, agents: list[Agent], *, reason: str | None = None,
                        {"pids": pids})
 
     return _each(live, agents, "resume", one, reason=reason, by=by)
+
+
+def policy_holds(squad: str):  # noqa: ANN201 - squad.cpulimit.Holds, imported lazily
+    """The markers of agents a person paused (see squad.policy.holds)."""
+    from squad.cpulimit import Holds
+
+    return Holds(squad_dir(squad) / "holds")
+
+
+def pin(live: Live, agents: list[Agent], *, pinned: bool = True, reason: str | None = None,
+        by: str = "cli") -> list[Outcome]:
+    """Pinned agents are never paused or hibernated by memory or CPU pressure or by
+    ``max_active`` (the layout's ``pinned`` does the same for good)."""
+    outcomes = []
+    for agent in agents:
+        records.update(live.squad.name, agent.target, pinned=pinned)
+        word = "pin" if pinned else "unpin"
+        events.record(live.squad.name, word, target=agent.target, by=by, reason=reason)
+        outcomes.append(Outcome(agent.target, word, True, "pinned: pressure leaves it alone"
+                                if pinned else "unpinned"))
+    return outcomes
 
 
 def _wait_dead(live: Live, targets: set[str], timeout: float = 5.0) -> None:
@@ -422,7 +453,9 @@ def stop(live: Live, agents: list[Agent], *, grace: float | None = None,
     showing the agent's last screen and how it ended."""
     running = []
     outcomes: list[Outcome] = []
+    marks = policy_holds(live.squad.name)
     for agent in agents:
+        marks.discard(agent.target)
         try:
             pane = _alive_pane(live, agent)
         except (ControlError, TargetError) as exc:

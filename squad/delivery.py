@@ -108,6 +108,8 @@ class Desk:
         self.hooks = hooks or HookReader(live.squad.name)
         self.worked: set[int] = set()  # tasks whose holder was seen busy since take-up
         self._woken: dict[str, float] = {}  # hibernated agents woken for a task, and when
+        # How many new tasks may start now (None: no limit): the governor's max_active.
+        self.gate: Callable[[], int | None] = lambda: None
         self._patterns: dict[Agent, Patterns] = {}
 
     # -- helpers ----------------------------------------------------------------------
@@ -329,9 +331,12 @@ class Desk:
                 sent += self._send(task_id, rows, screens, review=True, now=now)
             cands = occupy(cands, done)
         ready = self.store.queued_ready(now)
-        if ready:
+        slots = self.gate()
+        if ready and slots != 0:
             rr = self.store.get_value("rr", {}) or {}
             done = plan(ready, cands, squad.dispatch_policy, rr_state=rr, rng=self.rng)
+            if slots is not None:
+                done = done[:slots]
             if squad.dispatch_policy == "round-robin":
                 self.store.set_value("rr", rr)
             for task_id, target in done:

@@ -29,6 +29,7 @@ class AgentRecord:
     since: float = 0.0  # when this conversation began (or was learned)
     paused: bool = False  # paused by a person or a policy: stays paused after a restore
     hibernated: bool = False  # stopped to free memory; its window, task and conversation kept
+    pinned: bool = False  # `squad pin`: never paused or hibernated by pressure or max_active
 
     @classmethod
     def from_json(cls, data: object) -> AgentRecord | None:
@@ -39,7 +40,7 @@ class AgentRecord:
         for key, value in data.items():
             if key not in known:
                 continue
-            if key in ("paused", "hibernated") and isinstance(value, bool):
+            if key in ("paused", "hibernated", "pinned") and isinstance(value, bool):
                 clean[key] = value
             elif key == "since" and isinstance(value, int | float) and not isinstance(value, bool):
                 clean[key] = float(value)

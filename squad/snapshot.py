@@ -15,8 +15,10 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from squad import procs, records
 from squad.hooks import HookReader
@@ -114,6 +116,8 @@ class Observer:
         self.live = live
         self.capture = capture
         self.hooks = hooks  # the programs' own hook events (status evidence), if any
+        # Whether a CPU duty cycle holds an agent's tree (its stopped phases are no pause).
+        self.cycling: Callable[[str], bool] = lambda _target: False
         self._records: tuple[float, dict[str, records.AgentRecord]] = (-1.0, {})
         self.sampler = procs.Sampler()
         self.trackers: dict[str, StatusTracker] = {}
@@ -203,7 +207,8 @@ class Observer:
             # makes older events someone else's), and not too long ago.
             seen = self.hooks.seen_since(agent.target, procs.started_at(wrapper.start) - 1.0)
         ev = Evidence(now=now, started_at=started[2], screen=screen, changed_at=changed_at,
-                      dead=pane.dead, exit_code=pane.exit_code, stopped=usage.stopped,
+                      dead=pane.dead, exit_code=pane.exit_code,
+                      stopped=usage.stopped and not self.cycling(agent.target),
                       cpu=usage.cpu, hook=seen.kind if seen else None,
                       hook_age=max(0.0, wall - seen.at) if seen else 0.0,
                       fullscreen=pane.fullscreen)
@@ -295,6 +300,20 @@ def read_published_system(squad: str, max_age: float = 5.0) -> float | None:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     return None
+
+
+def read_published_extra(squad: str, max_age: float = 5.0) -> dict[str, Any]:
+    """What a running supervisor published besides the agents (the governor's state, the
+    CPU limits and their mechanisms), or {} when none runs."""
+    try:
+        fd = os.open(published_path(squad), os.O_RDONLY | NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            data = json.loads(f.read())
+        if not isinstance(data, dict) or time.time() - float(data.get("at", 0)) > max_age:
+            return {}
+        return {k: v for k, v in data.items() if k in ("governor", "cpu_limits", "actions")}
+    except (OSError, ValueError, TypeError):
+        return {}
 
 
 def read_published(squad: str, max_age: float = 3.0) -> Snapshot | None:

@@ -24,6 +24,7 @@ from squad.errors import SquadError, storage_error
 from squad.hooks import HookReader
 from squad.live import Live
 from squad.notify import Notifier
+from squad.policy import Policies
 from squad.snapshot import Observer, Snapshot, publish
 from squad.state import NOFOLLOW, squad_dir
 from squad.status import Status
@@ -87,6 +88,9 @@ class Supervisor:
         self.desk = Desk(live, self.store, by=by, on_delivered=self._delivered,
                          hooks=self.hooks)
         self.notifier = Notifier(live.squad.notify, live.squad.name)
+        self.policies = Policies(live)
+        self.observer.cycling = self.policies.cycling  # a duty-cycled tree is not "paused"
+        self.desk.gate = self.policies.free_slots
 
     def start(self) -> None:
         self.lock.acquire(self.by)
@@ -99,6 +103,7 @@ class Supervisor:
         self.lock.release()
         self.store.close()
         self.notifier.close()
+        self.policies.close()
 
     def tick(self) -> Snapshot:
         snap = self.observer.tick()
@@ -118,6 +123,7 @@ class Supervisor:
             if self.notifier.config != self.live.squad.notify:  # a layout brought up again
                 self.notifier.configure(self.live.squad.notify)
             self.notifier.tick(snap.agents, snap.at, screens=snap.screens)
+            self.policies.step(snap, self.observer.sampler.table)
         snap = self.after_observe(snap)
         if self._forced:  # agents handed a task this tick are busy now, not as observed
             snap = replace(snap, agents=tuple(
@@ -126,7 +132,8 @@ class Supervisor:
             self._forced.clear()
         self.last = snap
         if self.lock.fd is not None:
-            publish(snap)  # best effort: a full disk must not stop supervision
+            publish(snap, self.policies.describe())  # best effort: a full disk must not
+            # stop supervision
         return snap
 
     def _learn_sessions(self, snap: Snapshot) -> None:

@@ -382,6 +382,19 @@ class Tmux:
             time.sleep(delay)
             self.send_keys(pane_id, "Enter")
 
+    def viewed_windows(self) -> set[str]:
+        """Windows a person is looking at: the current window of every client attached to
+        the server that is not a control-mode client (squad's own)."""
+        proc = self.run_bytes(["list-clients", "-F", "#{client_control_mode} #{window_id}"])
+        if proc.returncode != 0:
+            return set()
+        found = set()
+        for line in proc.stdout.decode("utf-8", "replace").splitlines():
+            control, _, window = line.partition(" ")
+            if control != "1" and window:
+                found.add(window)
+        return found
+
     def pasted(self, pane_id: str) -> str:
         """The tag of the last paste made with ``tag`` into this pane ("" if none)."""
         proc = self.run_bytes(["display-message", "-p", "-t", pane_id, "#{@squad_pasted}"])
