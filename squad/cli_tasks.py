@@ -354,7 +354,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     live = Live.open(Tmux(socket_name(args.socket)), args.squad_name)
     check_writable(squad_dir(live.squad.name))
-    sup = Supervisor(live, by="supervisor", interval=args.interval)
+    sup = Supervisor(live, by="supervisor", interval=args.interval, control=True)
     try:
         sup.start()
         print(f"supervising squad {live.squad.name} on socket {live.tmux.socket} "

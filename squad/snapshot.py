@@ -31,6 +31,8 @@ from squad.tmux import Pane
 log = logging.getLogger(__name__)
 
 STATUS_TAIL = 60  # screen lines kept per agent in a snapshot (the bottom of the screen)
+FULL_SWEEP = 10.0  # seconds between captures of every pane when output events say who moved
+SETTLE = 2.5  # seconds a pane is captured after its last output was reported
 
 
 @dataclass(frozen=True)
@@ -119,12 +121,43 @@ class Observer:
         # Whether a CPU duty cycle holds an agent's tree (its stopped phases are no pause).
         self.cycling: Callable[[str], bool] = lambda _target: False
         self._records: tuple[float, dict[str, records.AgentRecord]] = (-1.0, {})
+        self._screens: dict[str, str] = {}  # pane id -> its last captured screen
+        self._mark = 0  # the control connection's change mark at the last tick
+        self._swept = 0.0  # when every pane was last captured
+        self.full_sweep = FULL_SWEEP
         self.sampler = procs.Sampler()
         self.trackers: dict[str, StatusTracker] = {}
         self.seen: dict[str, tuple[str, float]] = {}  # target -> (screen hash, changed_at)
         self.started: dict[str, tuple[str, int | None, float]] = {}  # target -> pane, pid, t
         self.history: dict[str, deque[tuple[float, float, int]]] = {}  # target -> (t, cpu, rss)
         self.last: Snapshot | None = None
+
+    def _to_capture(self, ids: dict[str, str], now: float) -> list[str]:
+        """Which panes to capture this tick. Without a control connection, all of them (one
+        batched fork). With one, only those whose screen may have changed: panes that
+        printed since the last tick (tmux tells), panes never captured, panes whose status
+        is still settling (the debounce needs two looks) and, every
+        :data:`FULL_SWEEP` seconds, everyone (a safety net, and how a silent agent's clock
+        keeps going)."""
+        control = self.live.tmux.control
+        if control is None or not control.connected or control.state != "ready":
+            self._mark, self._swept = 0, now
+            return list(ids)
+        activity = control.changes(0)  # every pane ever active, with when it last was
+        mark, self._mark = self._mark, activity.mark
+        if now - self._swept >= self.full_sweep:
+            self._swept = now
+            return list(ids)
+        wanted = []
+        for pane_id, target in ids.items():
+            tracker = self.trackers.get(target)
+            seen = activity.panes.get(pane_id)
+            # Printed since the last tick, or lately: tmux reports a muted pane's activity
+            # with one-second resolution, so its last lines may come without a new report.
+            moved = seen is not None and (seen.seq > mark or now - seen.last_output < SETTLE)
+            if moved or pane_id not in self._screens or tracker is None or tracker.settling:
+                wanted.append(pane_id)
+        return wanted
 
     def tracker(self, agent: Agent) -> StatusTracker:
         tr = self.trackers.get(agent.target)
@@ -148,8 +181,14 @@ class Observer:
         screens: dict[str, str] = {}
         if self.capture:
             ids = {p.pane_id: t for t, p in panes.items() if p is not None}
-            for pane_id, text in live.tmux.capture(ids).items():
-                screens[ids[pane_id]] = text
+            wanted = self._to_capture(ids, now)
+            for pane_id, text in live.tmux.capture(wanted).items():
+                self._screens[pane_id] = text
+            for pane_id, target in ids.items():
+                if pane_id in self._screens:
+                    screens[target] = self._screens[pane_id]
+            for gone in set(self._screens) - set(ids):
+                del self._screens[gone]
         rows = []
         for agent in agents:
             pane = panes[agent.target]

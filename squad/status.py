@@ -498,6 +498,11 @@ class StatusTracker:
             self._set(raw, self._pending_since)
         return self.status
 
+    @property
+    def settling(self) -> bool:
+        """A change was seen but not reported yet: the next observation decides it."""
+        return self._pending is not None
+
     def force(self, status: Status, now: float) -> None:
         """Report ``status`` from now on until observations steadily show otherwise, e.g.
         ``working`` right after delivering a task, so a prompt still on screen for a moment

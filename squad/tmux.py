@@ -15,8 +15,12 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from squad.errors import TmuxError
+
+if TYPE_CHECKING:
+    from squad.tmux_control import TmuxControl
 
 MIN_VERSION = (3, 2)
 BATCH_BYTES = 12_000  # per tmux invocation; tmux's own limit is a 16 KB message
@@ -138,6 +142,32 @@ class Tmux:
     def __init__(self, socket: str) -> None:
         self.socket = socket
         self.binary = shutil.which("tmux")
+        # A persistent control-mode connection (squad.tmux_control), for processes that live
+        # long (the UI, the headless supervisor): commands then cost a tenth of a millisecond
+        # instead of a forked tmux, and output streams. One-shot commands keep forking.
+        self.control: TmuxControl | None = None
+
+    def connect(self, sessions: Iterable[str] = (), **options: object) -> TmuxControl:
+        """Carry this object's commands over a control-mode connection watching
+        ``sessions`` (the teams), falling back to forked ``tmux`` whenever it is not ready."""
+        from squad.tmux_control import TmuxControl
+
+        if self.control is None:
+            self.control = TmuxControl(self.socket, sessions, binary=self.binary,
+                                       **options)  # type: ignore[arg-type]
+            self.control.open(wait=2.0)
+        else:
+            self.control.watch(sessions)
+        return self.control
+
+    def disconnect(self) -> None:
+        if self.control is not None:
+            self.control.close()
+            self.control = None
+
+    def _connected(self) -> TmuxControl | None:
+        control = self.control
+        return control if control is not None and control.connected else None
 
     # -- running commands -------------------------------------------------------------
 
@@ -163,6 +193,8 @@ class Tmux:
 
         With ``check`` a non-zero exit raises :class:`TmuxError` carrying tmux's message.
         """
+        if (control := self._connected()) is not None:
+            return control.run(*commands, input=input, check=check)
         proc = self.run_bytes(*commands, input=input)
         out = proc.stdout.decode("utf-8", "replace")
         if check and proc.returncode != 0:
@@ -238,17 +270,27 @@ class Tmux:
 
     def panes(self) -> list[Pane]:
         """Every pane on the server in one fork; [] when no server runs."""
-        proc = self.run_bytes(["list-panes", "-a", "-F", PANE_FORMAT])
-        if proc.returncode != 0:
-            err = proc.stderr.decode("utf-8", "replace").strip()
-            if no_server(err):
-                return []
-            # Anything else (a server busy or exiting, a client killed) is not "no agents":
-            # callers keep what they saw last instead of declaring every agent down.
-            raise TmuxError(f"tmux (socket {self.socket!r}): "
-                            f"{err or f'exit status {proc.returncode} without a message'}")
+        control = self._connected()
+        if control is not None:
+            try:
+                text = control.run(["list-panes", "-a", "-F", PANE_FORMAT])
+            except TmuxError as exc:
+                if no_server(str(exc)):
+                    return []
+                raise
+        else:
+            proc = self.run_bytes(["list-panes", "-a", "-F", PANE_FORMAT])
+            if proc.returncode != 0:
+                err = proc.stderr.decode("utf-8", "replace").strip()
+                if no_server(err):
+                    return []
+                # Anything else (a server busy or exiting, a client killed) is not "no
+                # agents": callers keep what they saw last instead of declaring them down.
+                raise TmuxError(f"tmux (socket {self.socket!r}): "
+                                f"{err or f'exit status {proc.returncode} without a message'}")
+            text = proc.stdout.decode("utf-8", "replace")
         panes = []
-        for line in proc.stdout.decode("utf-8", "replace").splitlines():
+        for line in text.splitlines():
             f = line.split(SEP)
             if len(f) != len(_PANE_FIELDS):
                 continue
@@ -291,6 +333,11 @@ class Tmux:
         are captured again in another invocation.
         """
         ids = list(pane_ids)
+        if ids and (control := self._connected()) is not None:
+            try:
+                return control.capture(ids, history=history, ansi=ansi)
+            except TmuxError:
+                pass  # a reply that could not be matched: capture the forked way
         result: dict[str, str] = {}
         while ids:
             got, failed_at, err = self._capture_batch(ids, history, ansi)

@@ -719,3 +719,73 @@ def test_clients_die_with_a_sigkilled_parent(socket: str, mode: str) -> None:
         if holder:
             os.kill(holder, signal.SIGKILL)
             wait_for(lambda: process_gone(holder), 10, "the pipe holder to end")
+
+
+# -- squad over its control connection ----------------------------------------------------------
+
+
+def test_a_supervisor_over_control_mode_forks_no_tmux_and_captures_only_what_moved(
+        socket: str, tmp_path: Path) -> None:
+    """The headless supervisor's way: every tick's tmux work over the connection, and only
+    panes that printed are captured; tasks still flow and statuses still follow."""
+    from squad.live import Live
+    from squad.supervisor import Supervisor
+    from squad.tmux import Tmux
+    from tests.conftest import demo_cmd, run_squad, write_layout
+    from tests.test_queue import dispatch, tasks
+
+    layout = write_layout(tmp_path / "cm.toml", f"""
+name = "cm"
+[defaults]
+command = {demo_cmd()}
+[[teams]]
+name = "a"
+[[teams.agents]]
+name = "one"
+[[teams.agents]]
+name = "two"
+[[teams]]
+name = "b"
+[[teams.agents]]
+name = "three"
+""")
+    assert run_squad("-L", socket, "up", str(layout)).returncode == 0
+    sup = Supervisor(Live.open(Tmux(socket)), interval=0.2, control=True)
+    sup.start()
+    try:
+        tmux = sup.live.tmux
+        assert tmux.control is not None
+        forks = []
+        real = tmux.run_bytes
+
+        def counted(*commands, **kw):
+            forks.append(commands)
+            return real(*commands, **kw)
+
+        tmux.run_bytes = counted  # instrumented, not replaced: every call still runs
+        captured: list[list[str]] = []
+        real_capture = tmux.control.capture
+
+        def capture(ids, **kw):
+            captured.append(list(ids))
+            return real_capture(ids, **kw)
+
+        tmux.control.capture = capture
+        wait_for(lambda: {r.status for r in sup.tick().agents} == {"idle"}, 30, "idle")
+        sup.observer.full_sweep = 1e9  # no safety sweep during the count
+        captured.clear()
+        for _ in range(5):  # a quiet squad: nobody printed, nothing to capture
+            sup.tick()
+        assert sum(len(c) for c in captured) == 0, captured
+        task = dispatch(socket, "Only agent three works", "--to", "b/three")
+        wait_for(lambda: (sup.tick(), tasks(socket)[task]["status"] == "done")[1], 60,
+                 "the task done over control mode")
+        moved = {p for c in captured for p in c}
+        three = sup.live.panes["b/three"].pane_id
+        assert three in moved and len(moved) == 1, moved  # the others never moved
+        assert [c for c in forks if c and c[0][0] not in ("display-message", "list-clients")
+                ] == [], forks  # only the paste tag check and viewer lookups fork
+        assert tmux.control.fallbacks == 0
+    finally:
+        sup.close()
+    assert sup.live.tmux.control is None
