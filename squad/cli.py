@@ -303,8 +303,9 @@ def _print_outcomes(outcomes, as_json: bool) -> int:
         _json([o.to_json() for o in outcomes])
     else:
         for o in outcomes:
-            mark = "✓" if o.ok else "✗"
-            stream = sys.stdout if o.ok else sys.stderr
+            warn = o.ok and o.data.get("warning")
+            mark = "!" if warn else "✓" if o.ok else "✗"
+            stream = sys.stdout if o.ok and not warn else sys.stderr
             print(f"{mark} {o.target}: {o.message}", file=stream)
     return 0 if all(o.ok for o in outcomes) else 2
 
@@ -461,27 +462,26 @@ def cmd_ls(args: argparse.Namespace) -> int:
             rows.append({k: d[k] for k in keys})
         _json(rows)
         return 0
-    from rich.table import Table
     from rich.text import Text
 
-    from squad.style import STATUS_STYLE, human_bytes
+    from squad.style import STATUS_STYLE, human_bytes, print_table
 
-    table = Table(title=f"squad {snap.squad} · socket {snap.socket} · "
-                        f"CPU {snap.cpu:.0f}% · memory {snap.mem:.0f}%",
-                  title_justify="left", expand=False, box=None, padding=(0, 1))
-    for col in ("TEAM", "AGENT", "ROLE", "STATE", "STATUS", "PID", "CPU%", "MEM", "PROCS",
-                "TASK", "BRANCH", "WORKTREE"):
-        table.add_column(col, no_wrap=True, justify="right" if col in ("PID", "CPU%", "MEM",
-                                                                         "PROCS") else "left")
+    headers = ["TEAM", "AGENT", "ROLE", "STATE", "STATUS", "PID", "CPU%", "MEM", "PROCS",
+               "TASK", "BRANCH", "WORKTREE"]
+    # What matters most stays when the terminal is narrow: who, how it is, its task.
+    priorities = [0, 0, 3, 4, 0, 2, 1, 1, 5, 1, 3, 6]
+    rows = []
     for a in snap.agents:
         state = a.state if a.state != "exited" else f"exited ({a.exit_code})"
         status = Text(a.status, style=STATUS_STYLE.get(a.status, ""))
         if a.breaker != "closed":
             status.append(f" · breaker {a.breaker}", style="red")
-        table.add_row(a.team, a.agent, Text(a.role), state, status, str(a.pid or "-"),
-                      f"{a.cpu:.1f}", human_bytes(a.rss) if a.rss else "-", str(a.procs),
-                      Text(a.task or "-"), a.branch or "-", a.worktree or "-")
-    _console().print(table)
+        rows.append([a.team, a.agent, Text(a.role), state, status, a.pid or "-",
+                     f"{a.cpu:.1f}", human_bytes(a.rss) if a.rss else "-", a.procs,
+                     Text(a.task or "-"), a.branch or "-", a.worktree or "-"])
+    print_table(f"squad {snap.squad} · socket {snap.socket} · CPU {snap.cpu:.0f}% · "
+                f"memory {snap.mem:.0f}%", headers, rows, priorities,
+                right=frozenset({"PID", "CPU%", "MEM", "PROCS"}))
     return 0
 
 
@@ -573,8 +573,23 @@ def format_event(ev: dict) -> str:
     return "  ".join(parts)
 
 
+def _unknown_command(word: str) -> UsageError | None:
+    """``squad nosuchcmd``: a word that is neither a file nor a command is a mistyped
+    command, not a missing layout file."""
+    if os.path.exists(word) or "/" in word or word.endswith(".toml"):
+        return None
+    import difflib
+
+    close = difflib.get_close_matches(word, [c for c in COMMANDS if c != "hook"], n=1)
+    hint = f"; did you mean `squad {close[0]}`?" if close else "; see `squad --help`"
+    return UsageError(f"squad: unknown command {word!r} (and no layout file of that "
+                      f"name){hint}")
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     if args.layout:
+        if (error := _unknown_command(args.layout)) is not None:
+            raise error
         _load(args.layout)  # a bad layout fails here, with one line, before the UI loads
     _tmux(args).require_version()
     from squad.ui.app import run_ui

@@ -241,21 +241,17 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([_row(t) for t in tasks])
         return 0
-    from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
+    from squad.style import print_table
+
     now = time.time()
-    table = Table(box=None, padding=(0, 1), title=f"tasks of squad {squad.name}",
-                  title_justify="left")
-    for col in ("ID", "STATUS", "PRIORITY", "TITLE", "AGENT", "AGE", "TRIES", "TAGS"):
-        table.add_column(col, no_wrap=True)
-    for t in tasks:
-        table.add_row(f"#{t.id}", str(t.status), str(t.priority), Text(t.title),
-                      t.holder or t.agent or "-", _age(t.created, now),
-                      f"{t.attempts}/{t.max_attempts}" if t.attempts else "-",
-                      ",".join(t.tags) or "-")
-    Console(highlight=False).print(table)
+    headers = ["ID", "STATUS", "PRIORITY", "TITLE", "AGENT", "AGE", "TRIES", "TAGS"]
+    rows = [[f"#{t.id}", str(t.status), str(t.priority), Text(t.title),
+             t.holder or t.agent or "-", _age(t.created, now),
+             f"{t.attempts}/{t.max_attempts}" if t.attempts else "-", ",".join(t.tags) or "-"]
+            for t in tasks]
+    print_table(f"tasks of squad {squad.name}", headers, rows, [0, 0, 2, 1, 1, 3, 4, 3])
     return 0
 
 

@@ -19,6 +19,7 @@ from squad.live import (
     Live,
     agent_env,
     load_saved_layout,
+    remember_squad,
     running_squads,
     save_layout,
     wrapper_argv,
@@ -215,6 +216,7 @@ def _up(squad: Squad, tmux: Tmux, by: str) -> list[Outcome]:
     if len(units) > 1:
         tmux.run_units(units)
     save_layout(squad)  # only now: a failed `up` leaves the recorded layout as it was
+    remember_squad(tmux.socket, squad.name)
     _remember(squad, started)
     if to_pause:
         _pause_when_started(squad, tmux, to_pause)
@@ -286,9 +288,10 @@ def down(
     known = {a.target for a in agents}
     outcomes += [Outcome(p.target, "down", True, "stopped (no longer in the layout)")
                  for p in panes if p.target not in known]
-    if killed:
+    if killed:  # a summary line, not an agent (counts of agents skip it)
         outcomes.append(Outcome(squad.name, "down", True,
-                                f"killed {len(killed)} process(es) after the {wait:g}s grace"))
+                                f"killed {len(killed)} process(es) after the {wait:g}s grace",
+                                {"summary": True, "killed": len(killed)}))
     events.record(squad.name, "down", target=team, by=by,
                   reason=f"{len(roots)} agent(s) stopped", killed=len(killed))
     for target in known | {p.target for p in panes}:
@@ -307,10 +310,12 @@ def prune_worktrees(squad: Squad, agents: Iterable[Agent], *, force: bool,
             continue
         changes = worktrees.dirty(path)
         if changes and not force:
-            outcomes.append(Outcome(agent.target, "prune", False,
+            # Keeping work is what --prune promises, not a failure: said, exit status 0.
+            outcomes.append(Outcome(agent.target, "prune", True,
                                     f"kept {path}: it holds {worktrees.describe(changes)} "
                                     "(commit or move them, or pass --force to delete them)",
-                                    {"worktree": str(path), "kept": changes}))
+                                    {"worktree": str(path), "kept": changes,
+                                     "warning": True}))
             continue
         worktrees.remove(squad.repo, path, force=force)
         events.record(squad.name, "prune", target=agent.target, by=by, reason=str(path))

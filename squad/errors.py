@@ -11,14 +11,19 @@ class LayoutError(SquadError):
     """A layout file that cannot be read or does not validate.
 
     ``file`` is the layout's path, ``where`` the key path (``teams[1].agents[0].capacity``)
-    or ``line N`` for TOML syntax errors.
+    or ``line N`` for TOML syntax errors, for the first problem; ``problems`` lists them all
+    (the message shows them all, one per line, so a file is fixed in one go).
     """
 
-    def __init__(self, file: str, where: str, message: str) -> None:
+    def __init__(self, file: str, where: str, message: str,
+                 more: list[tuple[str, str]] | None = None) -> None:
         self.file = file
         self.where = where
         self.message = message
-        super().__init__(f"{file}: {where}: {message}" if where else f"{file}: {message}")
+        self.problems = [(where, message), *(more or [])]
+        """Every problem found in the file, in order: all are shown at once."""
+        super().__init__("\n".join(f"{file}: {w}: {m}" if w else f"{file}: {m}"
+                                   for w, m in self.problems))
 
 
 class TargetError(SquadError):

@@ -604,13 +604,11 @@ class _Problems:
                  f"unknown key {_show(key)}; {advice}")
 
     def raise_first(self) -> None:
+        """Raise a LayoutError naming every problem (the first one in its fields)."""
         if not self.items:
             return
         where, message = self.items[0]
-        more = len(self.items) - 1
-        if more:
-            message += f" (and {more} more problem{'s' if more > 1 else ''} in this file)"
-        raise LayoutError(self.file, where, message)
+        raise LayoutError(self.file, where, message, self.items[1:])
 
 
 def _table(problems: _Problems, where: str, value: object, how: str) -> dict[str, Any] | None:

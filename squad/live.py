@@ -57,6 +57,30 @@ def load_saved_layout(name: str) -> Squad:
         ) from None
 
 
+def _socket_note(socket: str) -> Path:
+    return state_home() / "sockets" / socket.replace("/", "_")
+
+
+def remember_squad(socket: str, name: str) -> None:
+    """Note the squad last brought up on a socket, so that after `squad down` its history
+    (`squad tasks`, `squad events`, `squad down --prune`) needs no --squad."""
+    path = _socket_note(socket)
+    try:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        write_private(path, name.encode())
+    except OSError:
+        pass  # a convenience: never a reason to fail `up`
+
+
+def last_squad(socket: str) -> str | None:
+    """The squad last brought up on this socket, if its layout record is still there."""
+    try:
+        name = _socket_note(socket).read_text().strip()
+    except OSError:
+        return None
+    return name if name and saved_layout_path(name).exists() else None
+
+
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime
@@ -85,6 +109,9 @@ def pick_squad(tmux: Tmux, name: str | None, panes: list[Pane] | None = None) ->
             )
         return name
     if not running:
+        last = last_squad(tmux.socket)
+        if last is not None:
+            return last  # brought down: its history (tasks, events, worktrees) stays at hand
         raise SquadError(
             f"no squad is running on tmux socket {tmux.socket!r}: start one with "
             "`squad up LAYOUT` (or `squad up` for the demo), or pick another socket with -L"

@@ -238,16 +238,20 @@ def test_deep_nesting_is_a_layout_error() -> None:
     assert "nested too deeply" in str(error("a = " + "[" * 100_000))
 
 
-def test_one_message_counts_the_other_problems() -> None:
+def test_every_problem_is_shown_at_once() -> None:
     err = error(layout("capacity = 0\npriority = 1.5\ngrace = -1"))
     assert err.where == "teams[0].agents[0].capacity"
-    assert err.message.endswith("(and 2 more problems in this file)")
+    assert [w for w, _ in err.problems] == ["teams[0].agents[0].capacity",
+                                           "teams[0].agents[0].priority",
+                                           "teams[0].agents[0].grace"]
+    lines = str(err).splitlines()
+    assert len(lines) == 3 and all(line.startswith(err.file + ": teams[0]") for line in lines)
 
 
 def test_bad_default_is_reported_once_not_per_agent() -> None:
     err = error(layout(defaults="capacity = 0", more=SECOND_AGENT))
     assert err.where == "defaults.capacity"
-    assert "more problem" not in err.message
+    assert len(err.problems) == 1
 
 
 def test_worktree_agents_need_their_own_branches(tmp_path: Path) -> None:
@@ -417,7 +421,7 @@ def test_a_bad_default_limit_pair_is_reported_once() -> None:
     err = error(layout(team="[teams.defaults]\nmemory_warn_mb = 700",
                        defaults="memory_limit_mb = 500", more=SECOND_AGENT))
     assert err.where == "teams[0].defaults.memory_warn_mb"
-    assert "more problem" not in err.message  # not once per agent of the team
+    assert len(err.problems) == 1  # not once per agent of the team
 
 
 def test_governor_table() -> None:
