@@ -234,9 +234,22 @@ class Sampler:
             import psutil
 
             cpu = psutil.cpu_percent(None)
-        import psutil
+        return System(round(cpu, 1), memory_percent())
 
-        return System(round(cpu, 1), round(psutil.virtual_memory().percent, 1))
+
+def memory_percent() -> float:
+    """Memory in use, % (Linux: from /proc/meminfo, without importing psutil)."""
+    if LINUX:
+        try:
+            with open("/proc/meminfo") as f:
+                info = {line.split(":")[0]: float(line.split()[1]) for line in f
+                        if line.startswith(("MemTotal:", "MemAvailable:"))}
+            return round(100.0 * (1 - info["MemAvailable"] / info["MemTotal"]), 1)
+        except (OSError, ValueError, KeyError, IndexError, ZeroDivisionError):
+            pass
+    import psutil
+
+    return round(psutil.virtual_memory().percent, 1)
 
 
 def system_cpu_times() -> tuple[float, float] | None:

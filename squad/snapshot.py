@@ -114,9 +114,14 @@ class Observer:
     """Produces successive snapshots of one squad, remembering what ticks need to compare."""
 
     def __init__(self, live: Live, *, capture: bool = True,
-                 hooks: HookReader | None = None) -> None:
+                 hooks: HookReader | None = None,
+                 assume_quiet: tuple[float, float] | None = None) -> None:
+        """``assume_quiet``: (seconds its screen has not changed, seconds it has run) to
+        assume of an agent seen for the first time (a one-shot look, see one_shot), instead
+        of "it just changed, it just started"."""
         self.live = live
         self.capture = capture
+        self.assume_quiet = assume_quiet
         self.hooks = hooks  # the programs' own hook events (status evidence), if any
         # Whether a CPU duty cycle holds an agent's tree (its stopped phases are no pause).
         self.cycling: Callable[[str], bool] = lambda _target: False
@@ -230,7 +235,8 @@ class Observer:
         key = (pane.pane_id, pane.pid)
         started = self.started.get(agent.target)
         if started is None or started[:2] != key:
-            started = (pane.pane_id, pane.pid, now)
+            began = now - self.assume_quiet[1] if self.assume_quiet else now
+            started = (pane.pane_id, pane.pid, began)
             self.started[agent.target] = started
             self.trackers.pop(agent.target, None)
             self.seen.pop(agent.target, None)
@@ -238,7 +244,7 @@ class Observer:
         prev = self.seen.get(agent.target)
         changed_at = now if prev is None or prev[0] != digest else prev[1]
         if prev is None:
-            changed_at = started[2]
+            changed_at = now - self.assume_quiet[0] if self.assume_quiet else started[2]
         self.seen[agent.target] = (digest, changed_at)
         seen = None
         if self.hooks is not None and wrapper is not None:
@@ -287,22 +293,25 @@ class Observer:
         return self._records[1]
 
 
-def one_shot(live: Live, interval: float = 0.15) -> Snapshot:
-    """A snapshot without history: two observations ``interval`` apart.
+def one_shot(live: Live, sampler: procs.Sampler | None = None,
+             min_interval: float = 0.05) -> Snapshot:
+    """A snapshot without a supervisor's history: one observation.
 
-    The screen changing between them counts as recent activity; a screen that did not change
-    is treated as quiet for a short while (not long enough to call anything stalled).
-    """
-    obs = Observer(live)
-    obs.tick()
-    time.sleep(interval)
-    # Second observation: pretend the first one was long enough ago that only a change in
-    # between counts as activity.
-    for target, (digest, _) in list(obs.seen.items()):
-        obs.seen[target] = (digest, time.monotonic() - 10.0)
-    for target, (pane_id, pid, _) in list(obs.started.items()):
-        obs.started[target] = (pane_id, pid, time.monotonic() - 60.0)
-    obs.trackers.clear()
+    CPU needs two readings of the process table: ``sampler`` may carry one taken earlier
+    (as early as the command could), so the command's own work is the interval; at least
+    ``min_interval`` seconds pass between them. Each screen counts as unchanged for a
+    while (quiet, but not long enough to call anything stalled), and each agent as started
+    a minute ago (not "starting")."""
+    obs = Observer(live, assume_quiet=(10.0, 60.0))
+    if sampler is None:
+        sampler = procs.Sampler()
+        sampler.sample()
+    obs.sampler = sampler
+    prev = sampler.table
+    if prev is not None:
+        wait = min_interval - (time.monotonic() - prev.at)
+        if wait > 0:
+            time.sleep(wait)
     return obs.tick()
 
 
