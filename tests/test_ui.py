@@ -22,7 +22,7 @@ from squad.ui.app import SquadApp, run_ui
 from squad.ui.dialogs import ConfirmDialog, DispatchDialog, HelpScreen, SendDialog
 from squad.ui.output import OutputView
 from squad.ui.sample import sample
-from squad.ui.tasks import DirectSend, QueueTasks
+from squad.ui.task_queue import QueueTasks
 from tests.conftest import ROOT, demo_cmd, have_tmux, write_layout
 
 pytestmark = pytest.mark.skipif(not have_tmux(), reason="needs tmux")
@@ -267,25 +267,6 @@ async def test_dispatch_form_queues_a_task_that_the_ui_dispatches(live: Live) ->
 
 
 @pilot_test
-async def test_dispatch_without_a_queue_sends_to_the_selected_agent(live: Live) -> None:
-    app = SquadApp(live)
-    app.tasks = DirectSend(live, lambda: app.selected_agent)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app, "beta/qa")
-        await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, DispatchDialog), what="form")
-        await type_text(pilot, "write the docs")
-        await pilot.press("ctrl+s")
-        await until(pilot, lambda: "Working on: write the docs" in screen_of(
-            live, "beta/qa"), what="the prompt on the agent's screen")
-        await until(pilot, lambda: "sent to beta/qa" in notes(app), what="a notification")
-        await pilot.press("t")
-        table = app.query_one("#task-table")
-        await until(pilot, lambda: table.row_count == 1, what="the task in the task panel")
-        await app.action_quit()
-
-
-@pilot_test
 async def test_failed_action_says_why(live: Live) -> None:
     app = SquadApp(live)
     async with app.run_test(size=SIZE) as pilot:
@@ -364,7 +345,7 @@ async def test_needs_input_rings_the_bell_once(live: Live) -> None:
         label = app.tree._labels["alpha/dev"].plain
         assert "NEEDS INPUT" in label
         for _ in range(3):  # staying in the state does not ring again
-            ticks = app.tick_poll
+            ticks = app.ticks.poll
             await until(pilot, lambda t=ticks: not t.busy, what="a tick")
             await pilot.pause(0.3)
         assert len(rung) == 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from squad.ui.app import SquadApp
 from squad.ui.sample import SAMPLE_EVENTS, SAMPLE_TASKS, sample
-from squad.ui.tasks import StaticTasks
+from squad.ui.task_queue import StaticTasks
 
 
 def frozen_app() -> SquadApp:

@@ -1,10 +1,10 @@
-"""The squad application: the screen's layout, its keys, and the thread workers that feed it.
+"""The squad application: the screen's layout, its keys, and how results are shown.
 
-Data flows one way. A supervisor tick runs in a thread worker once a second (the next one
-is scheduled only when the last one was shown) and posts a :class:`SnapshotReady`; the
-selected agent's output is captured every 150 ms by another worker. Keys become calls into
-:mod:`squad.control` in thread workers whose outcomes come back as notifications. Nothing
-on the event loop waits for tmux, psutil or git.
+Data flows one way. The feeds (:mod:`squad.ui.feeds`: the supervisor tick, tasks, events;
+:mod:`squad.ui.stream`: the output on screen) read in thread workers and post messages;
+the handlers here show them. Keys become calls into :mod:`squad.control`
+(:mod:`squad.ui.actions`) whose outcomes come back as notifications. Nothing on the event
+loop waits for tmux, psutil or git.
 
 ``SquadApp(frozen=snapshot)`` shows a fixed snapshot with no live squad, no timers and no
 blinking cursor: the snapshot tests and the benchmark use it.
@@ -13,43 +13,32 @@ blinking cursor: the snapshot tests and the benchmark use it.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
-from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
+from textual import on
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer, Input, Tree
 
-from squad import control, events
-from squad.errors import SquadError
+from squad import control
 from squad.live import Live
-from squad.snapshot import AgentRow, Snapshot, merge_live, read_published
-from squad.state import log_bug
+from squad.snapshot import AgentRow, Snapshot
 from squad.style import ATTENTION
-from squad.supervisor import Supervisor, SupervisorBusy
+from squad.ui.actions import AgentActions
 from squad.ui.agents import AgentTree
 from squad.ui.commands import AgentCommands
 from squad.ui.details import AgentDetails
-from squad.ui.dialogs import (
-    ConfirmDialog,
-    DispatchDialog,
-    DispatchRequest,
-    HelpScreen,
-    SendDialog,
-)
+from squad.ui.dialogs import HelpScreen
+from squad.ui.feeds import EventFeed, TaskFeed, TickFeed
 from squad.ui.header import SquadHeader
 from squad.ui.messages import (
-    ActionsDone,
     EventsReady,
     GridReady,
     History,
@@ -61,62 +50,13 @@ from squad.ui.messages import (
 from squad.ui.output import OutputGrid, OutputView, Tile
 from squad.ui.panels import EventsPanel, TaskPanel
 from squad.ui.render import STATUS_WORD, AnsiLines, status_text, trim_screen
-from squad.ui.tasks import DirectSend, StaticTasks, TaskProvider, provider_for
-
-OUTPUT_HISTORY = 1000  # scrollback lines shown for the selected agent at first
-MAX_HISTORY = 50000  # ... and at most, loaded as the user scrolls to the top
-HISTORY_POINTS = 300  # samples per sparkline (about five minutes at one tick a second)
-RETRY_LOCK_TICKS = 15  # an observing UI tries to become the supervisor this often
-
-
-class Poll:
-    """A refresh that runs in a thread worker one at a time: the next run is scheduled
-    ``interval`` seconds after the last one's result was shown, so runs never overlap and
-    a slow one never stacks up. ``now()`` asks for a run as soon as possible."""
-
-    def __init__(self, app: App, interval: float, start: Callable[[], object],
-                 enabled: bool = True) -> None:
-        self.app = app
-        self.interval = interval
-        self.start = start
-        self.enabled = enabled
-        self.busy = False
-        self.again = False
-        self.timer: Timer | None = None
-
-    def now(self) -> None:
-        if not self.enabled:
-            return
-        if self.timer is not None:
-            self.timer.stop()
-            self.timer = None
-        if self.busy:
-            self.again = True
-            return
-        self.busy = True
-        self.start()
-
-    def done(self, schedule: bool = True) -> None:
-        self.busy = False
-        if not self.enabled:
-            return
-        if self.again:
-            self.again = False
-            self.now()
-        elif schedule and self.timer is None:
-            self.timer = self.app.set_timer(self.interval, self.now, name="poll")
-
-    def stop(self) -> None:
-        self.enabled = False
-        if self.timer is not None:
-            self.timer.stop()
-            self.timer = None
-
+from squad.ui.stream import OutputFeed
+from squad.ui.task_queue import QueueTasks, StaticTasks, TaskProvider
 
 TEAM = Binding.Group("Team")
 
 
-class SquadApp(App[None]):
+class SquadApp(AgentActions, App[None]):
     """Teams and agents on the left, the selected agent's output and usage on the right."""
 
     CSS_PATH = "squad.tcss"
@@ -181,7 +121,6 @@ class SquadApp(App[None]):
         self.frozen_history = history or {}
         self.frozen_events = frozen_events or []
         self.note = note
-        self.supervisor = Supervisor(live, by="ui") if live is not None else None
         self.snapshot: Snapshot | None = None
         self.history: History = {}
         self.selected: str | None = None
@@ -190,32 +129,25 @@ class SquadApp(App[None]):
         self.observing: str | None = None
         self.problem: str | None = None
         if tasks is None:
-            tasks = (provider_for(live, lambda: self.selected_agent) if live is not None
-                     else StaticTasks())
+            tasks = QueueTasks(live) if live is not None else StaticTasks()
         self.tasks = tasks
         if mem_total is None:
             import psutil
 
             mem_total = 16 * 1024**3 if frozen is not None else psutil.virtual_memory().total
         self.mem_total = mem_total
-        running = frozen is None
-        self.tick_poll = Poll(self, interval, self._start_tick, running)
-        self.output_interval = output_interval
-        self.output_poll = Poll(self, output_interval, self._start_output, running)
-        self.tasks_poll = Poll(self, 2.0, self._start_tasks, running)
-        self.events_poll = Poll(self, 1.0, self._start_events, running)
-        # Worker-thread state (touched only inside the worker of its group).
-        self._event_tail: events.Tail | None = None
-        self._event_seq = 0
-        self._event_window: deque[dict] = deque(maxlen=EventsPanel.LIMIT)
-        self._started = False
-        self._ticks = 0
-        self._decoders: dict[str, AnsiLines] = {}
-        self._last_capture: tuple[str | None, str] | None = None
-        self.history_lines = OUTPUT_HISTORY
-        """Scrollback lines captured for the selected agent (grows as the user reads back)."""
-        self._more_history = False
-        self._observing_reason: str | None = None
+        self.ticks: TickFeed | None = None
+        self.stream: OutputFeed | None = None
+        self.task_feed: TaskFeed | None = None
+        self.event_feed: EventFeed | None = None
+        if live is not None:
+            self.ticks = TickFeed(self, live, interval)
+            self.stream = OutputFeed(self, live, output_interval)
+            self.task_feed = TaskFeed(self, tasks,
+                                      lambda: bool(self.task_panel.display))
+            self.event_feed = EventFeed(self, live,
+                                        lambda: bool(self.events_panel.display),
+                                        EventsPanel.LIMIT)
 
     # -- layout ------------------------------------------------------------------------
 
@@ -238,15 +170,23 @@ class SquadApp(App[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#agents", AgentTree).border_title = "Agents"
-        self.query_one("#output", OutputView).border_title = "Output"
-        self.query_one("#grid", OutputGrid).border_title = "Grid"
-        self.query_one("#tasks", TaskPanel).border_title = Text(f"Tasks · {self.tasks.name}")
-        self.query_one("#events", EventsPanel).border_title = "Events"
-        self.query_one("#details", AgentDetails).border_title = "Details"
+        # Kept once: handlers use them without a query (also while the app shuts down).
+        self.output_view = self.query_one("#output", OutputView)
+        self.grid_view = self.query_one("#grid", OutputGrid)
+        self.details_view = self.query_one("#details", AgentDetails)
+        self.header_bar = self.query_one("#header", SquadHeader)
+        self.task_panel = self.query_one("#tasks", TaskPanel)
+        self.events_panel = self.query_one("#events", EventsPanel)
+        self.agent_tree = self.query_one("#agents", AgentTree)
+        self.agent_tree.border_title = "Agents"
+        self.output_view.border_title = "Output"
+        self.grid_view.border_title = "Grid"
+        self.task_panel.border_title = Text(f"Tasks · {self.tasks.name}")
+        self.events_panel.border_title = "Events"
+        self.details_view.border_title = "Details"
         for button in self.query("#buttons Button"):
             button.can_focus = False
-        self.query_one("#agents", AgentTree).focus()
+        self.tree.focus()
         name = self.live.squad.name if self.live else self.frozen.squad if self.frozen else ""
         self.title = f"squad {name}"  # the terminal's window title
         if self.frozen is not None:
@@ -254,19 +194,20 @@ class SquadApp(App[None]):
         else:
             if self.note:
                 self.notify(self.note, title="squad", markup=False)
-            self.tick_poll.now()
+            self.ticks_now()
 
     def on_unmount(self) -> None:
-        for poll in (self.tick_poll, self.output_poll, self.tasks_poll, self.events_poll):
-            poll.stop()
-        if self.supervisor is not None:
-            self.supervisor.close()
+        for feed in (self.stream, self.task_feed, self.event_feed):
+            if feed is not None:
+                feed.poll.stop()
+        if self.ticks is not None:
+            self.ticks.close()
 
     # -- what the app knows --------------------------------------------------------------
 
     @property
-    def tree(self) -> AgentTree:
-        return self.query_one("#agents", AgentTree)
+    def tree(self) -> AgentTree:  # type: ignore[override] - App.tree shows the DOM
+        return self.agent_tree
 
     @property
     def selected_agent(self) -> str | None:
@@ -286,39 +227,25 @@ class SquadApp(App[None]):
             return [row] if row else []
         return [r for r in snap.agents if r.team == sel]
 
+    # -- refreshing ----------------------------------------------------------------------
+
+    def ticks_now(self) -> None:
+        """A supervisor tick as soon as possible."""
+        if self.ticks is not None:
+            self.ticks.poll.now()
+
+    def refresh_all(self) -> None:
+        """After an action: everything shown is read again at once."""
+        self.ticks_now()
+        if self.stream is not None:
+            self.stream.forget()
+            self.stream.poll.now()
+        if self.task_feed is not None and self.task_panel.display:
+            self.task_feed.poll.now()
+        if self.event_feed is not None and self.events_panel.display:
+            self.event_feed.poll.now()
+
     # -- the supervisor tick ---------------------------------------------------------------
-
-    def _start_tick(self) -> None:
-        self._tick_worker()
-
-    @work(thread=True, exclusive=True, group="tick", exit_on_error=False)
-    def _tick_worker(self) -> None:
-        sup = self.supervisor
-        assert sup is not None
-        try:
-            self._ticks += 1
-            if not self._started or (self._observing_reason and
-                                     self._ticks % RETRY_LOCK_TICKS == 0):
-                self._started = True
-                try:
-                    sup.start()
-                    self._observing_reason = None
-                except SupervisorBusy as exc:
-                    self._observing_reason = str(exc)
-            if self._observing_reason:
-                snap = sup.observer.tick()
-                published = read_published(snap.squad)
-                if published is not None:
-                    snap = merge_live(published, snap)
-            else:
-                snap = sup.tick()
-            hist = {t: list(h)[-HISTORY_POINTS:] for t, h in sup.observer.history.items()}
-            self.post_message(SnapshotReady(snap, hist, self._observing_reason))
-        except SquadError as exc:
-            self.post_message(TickFailed(str(exc)))
-        except Exception as exc:  # noqa: BLE001 - a bug: logged, shown in one line
-            where = log_bug("supervisor tick")
-            self.post_message(TickFailed(f"internal error: {exc} (details in {where})"))
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         if self.problem:
@@ -335,9 +262,10 @@ class SquadApp(App[None]):
                             title="supervising", markup=False)
         first = self.snapshot is None
         self.apply_snapshot(message.snapshot, message.history)
-        self.tick_poll.done()
-        if first:
-            self.output_poll.now()
+        if self.ticks is not None:
+            self.ticks.poll.done()
+        if first and self.stream is not None:
+            self.stream.poll.now()
 
     def on_tick_failed(self, message: TickFailed) -> None:
         if message.error != self.problem:
@@ -346,7 +274,8 @@ class SquadApp(App[None]):
         self.problem = message.error
         if self.snapshot is not None:
             self._show_header()
-        self.tick_poll.done()
+        if self.ticks is not None:
+            self.ticks.poll.done()
 
     def apply_snapshot(self, snap: Snapshot, history: History) -> None:
         """Show a snapshot everywhere; ring the bell for agents that now need attention."""
@@ -359,7 +288,7 @@ class SquadApp(App[None]):
         self.tree.show(snap)
         self._sync_selection()
         self._show_selected()
-        if self.query_one("#grid", OutputGrid).display:
+        if self.grid_view.display:
             self._arrange_grid(capture=False)
         if entered:
             self.bell()
@@ -376,7 +305,7 @@ class SquadApp(App[None]):
             note = "observing: another supervisor dispatches"
         else:
             note = "supervising"
-        self.query_one("#header", SquadHeader).show(self.snapshot, note, self.problem)
+        self.header_bar.show(self.snapshot, note, self.problem)
 
     # -- selection -----------------------------------------------------------------------
 
@@ -389,10 +318,8 @@ class SquadApp(App[None]):
         if target == self.selected:
             return
         self.selected = target
-        self._last_capture = None
-        self.history_lines = OUTPUT_HISTORY
         self._show_selected()
-        output = self.query_one("#output", OutputView)
+        output = self.output_view
         # Until the first capture arrives, show the snapshot's plain tail of the screen.
         if target and "/" in target and self.snapshot is not None:
             tail = self.snapshot.screens.get(target)
@@ -405,14 +332,14 @@ class SquadApp(App[None]):
             output.show_message(target, f"team {target}: select an agent to see its output")
         else:
             output.show_message(None, "no agent selected")
-        if self.query_one("#grid", OutputGrid).display:
+        if self.grid_view.display:
             self._arrange_grid(capture=False)
-        self.output_poll.now()
+        self._want_output()
 
     def _show_selected(self) -> None:
         """Output title and details for the selected agent or team."""
         rows = self.selected_rows()
-        output = self.query_one("#output", OutputView)
+        output = self.output_view
         title = Text(no_wrap=True, overflow="ellipsis")
         now = self.snapshot.at if self.snapshot else time.time()
         if self.selected_agent and rows:
@@ -433,7 +360,7 @@ class SquadApp(App[None]):
             agent = self.live.squad.agent(self.selected_agent)
             mb = getattr(agent, "memory_limit_mb", None) if agent is not None else None
             limit = int(mb) * 1024 * 1024 if mb else None
-        self.query_one("#details", AgentDetails).show(
+        self.details_view.show(
             self.selected, rows, hist, now, self.mem_total, limit)
 
     def _selected_history(self, rows: list[AgentRow]) -> list[tuple]:
@@ -462,111 +389,59 @@ class SquadApp(App[None]):
 
     # -- output --------------------------------------------------------------------------
 
-    def _start_output(self) -> None:
-        grid = self.query_one("#grid", OutputGrid)
-        if grid.display:
-            self._capture_worker(None, list(grid.targets), 0)
-        else:
-            self._capture_worker(self.selected_agent, None, self.history_lines)
-
-    @work(thread=True, exclusive=True, group="output", exit_on_error=False)
-    def _capture_worker(self, target: str | None, grid: list[str] | None,
-                        history: int) -> None:
-        live = self.live
-        assert live is not None
-        try:
-            if grid is not None:
-                ids = {p.pane_id: t for t in grid if (p := live.panes.get(t)) is not None}
-                screens = live.tmux.capture(ids, ansi=True)
-                decoded = {}
-                for pane_id, text in screens.items():
-                    t = ids[pane_id]
-                    decoded[t] = self._decoders.setdefault(t, AnsiLines()).decode(
-                        trim_screen(text))
-                self.post_message(GridReady(decoded))
-                return
-            if target is None:
-                self.post_message(OutputReady(None, None))
-                return
-            pane = live.panes.get(target)
-            if pane is None:
-                self.post_message(OutputReady(target, None, error=(
-                    f"{target} has no window: run `squad up` to create it")))
-                return
-            raw = live.tmux.capture([pane.pane_id], history=history, ansi=True).get(
-                pane.pane_id)
-            if raw is None:
-                self.post_message(OutputReady(target, None, error=f"{target}: window gone"))
-                return
-            if self._last_capture == (target, raw):
-                self.post_message(OutputReady(target, None))
-                return
-            self._last_capture = (target, raw)
-            if target not in self._decoders and len(self._decoders) > 8:
-                self._decoders.clear()  # bound the caches of agents looked at before
-            lines = self._decoders.setdefault(target, AnsiLines()).decode(trim_screen(raw))
-            width = max((t.cell_len for t in lines), default=0)
-            self.post_message(OutputReady(target, lines, width))
-        except SquadError as exc:
-            self.post_message(OutputReady(target, None, error=str(exc)))
-        except Exception as exc:  # noqa: BLE001
-            where = log_bug("output capture")
-            self.post_message(OutputReady(target, None, error=(
-                f"internal error: {exc} (details in {where})")))
+    def _want_output(self) -> None:
+        """Tell the output feed what is on screen now: the selected agent, or the grid."""
+        if self.stream is None:
+            return
+        grid = self.grid_view
+        self.stream.show(self.selected_agent, list(grid.targets) if grid.display else None)
 
     def on_output_ready(self, message: OutputReady) -> None:
-        output = self.query_one("#output", OutputView)
+        output = self.output_view
+        lines = None
         if message.target == self.selected_agent and message.target is not None:
             if message.lines is not None:
                 output.show_lines(message.target, message.lines, message.width)
-                # Fewer lines than asked for: the whole scrollback is shown already.
-                self._more_history = len(message.lines) >= self.history_lines
+                lines = len(message.lines)
             elif message.error:
-                self._last_capture = None
                 output.show_message(message.target, message.error)
-        if output.follow and self.history_lines > OUTPUT_HISTORY:
-            self.history_lines = OUTPUT_HISTORY  # back at the bottom: the light capture
-        # A long scrollback is for reading back: refresh it less often.
-        long = self.history_lines > OUTPUT_HISTORY
-        self.output_poll.interval = 1.0 if long else self.output_interval
-        self.output_poll.done()
+                if self.stream is not None:
+                    self.stream.forget()
+        if self.stream is not None:
+            self.stream.done(lines, output.follow)
 
     @on(OutputView.WantsHistory)
     def _more_scrollback(self, event: OutputView.WantsHistory) -> None:
-        if (event.target != self.selected_agent or not self._more_history
-                or self.history_lines >= MAX_HISTORY):
-            return
-        self.history_lines = min(MAX_HISTORY, self.history_lines * 5)
-        self._last_capture = None
-        self.notify(f"loading up to {self.history_lines} lines of scrollback", timeout=2,
-                    markup=False)
-        self.output_poll.now()
+        if (event.target == self.selected_agent and self.stream is not None
+                and self.stream.more()):
+            self.notify(f"loading up to {self.stream.history} lines of scrollback",
+                        timeout=2, markup=False)
 
     def on_grid_ready(self, message: GridReady) -> None:
         self._fill_grid(message.screens)
-        self.output_poll.done()
+        if self.stream is not None:
+            self.stream.done(None, True)
 
     # -- grid ----------------------------------------------------------------------------
 
     def action_toggle_grid(self) -> None:
-        grid = self.query_one("#grid", OutputGrid)
-        output = self.query_one("#output", OutputView)
+        grid = self.grid_view
+        output = self.output_view
         grid.display = not grid.display
         output.display = not grid.display
-        self.query_one("#details", AgentDetails).display = not grid.display
+        self.details_view.display = not grid.display
         if grid.display:
             self.call_after_refresh(self._arrange_grid)
         else:
-            self._last_capture = None
-            self.output_poll.now()
+            self._want_output()
 
     @on(OutputGrid.Resized)
     def _grid_resized(self) -> None:
-        if self.query_one("#grid", OutputGrid).display:
+        if self.grid_view.display:
             self._arrange_grid(capture=False)
 
     def _arrange_grid(self, capture: bool = True) -> None:
-        grid = self.query_one("#grid", OutputGrid)
+        grid = self.grid_view
         targets = [r.target for r in self.tree.visible_rows()]
         sel = self.selected_agent
         if sel in targets:  # the selected agent always has a tile, first if need be
@@ -583,11 +458,11 @@ class SquadApp(App[None]):
         else:
             self._fill_grid({})
             if capture:
-                self.output_poll.now()
+                self._want_output()
 
     def _fill_grid(self, screens: dict[str, list[Text]]) -> None:
         snap = self.snapshot
-        for target, tile in self.query_one("#grid", OutputGrid).tiles().items():
+        for target, tile in self.grid_view.tiles().items():
             row = snap.agent(target) if snap else None
             tile.show(row, screens.get(target), target == self.selected,
                       snap.at if snap else None)
@@ -595,235 +470,6 @@ class SquadApp(App[None]):
     @on(Tile.Clicked)
     def _tile_clicked(self, event: Tile.Clicked) -> None:
         self.act_on(event.target, None)
-
-    # -- actions on agents ------------------------------------------------------------------
-
-    def _need_live(self) -> Live | None:
-        if self.live is None:
-            self.notify("this screen shows frozen data: there is no squad to act on",
-                        severity="error", markup=False)
-        return self.live
-
-    def _need_target(self, *, agent: bool = False, team: bool = False) -> str | None:
-        sel = self.selected
-        if not sel:
-            self.notify("select an agent first", severity="warning", markup=False)
-            return None
-        if team:
-            return sel.split("/")[0]
-        if agent and "/" not in sel:
-            self.notify(f"{sel} is a team: select one of its agents", severity="warning",
-                        markup=False)
-            return None
-        return sel
-
-    def _what(self, target: str) -> str:
-        if "/" in target:
-            return target
-        n = sum(1 for r in self.snapshot.agents if r.team == target) if self.snapshot else 0
-        return f"team {target} ({n} agent{'s' if n != 1 else ''})"
-
-    def action_pause(self) -> None:
-        if (target := self._need_target()) and self._need_live():
-            self.run_control("pause", target)
-
-    def action_resume(self) -> None:
-        if (target := self._need_target()) and self._need_live():
-            self.run_control("resume", target)
-
-    def action_pause_team(self) -> None:
-        if (target := self._need_target(team=True)) and self._need_live():
-            self.run_control("pause", target)
-
-    def action_resume_team(self) -> None:
-        if (target := self._need_target(team=True)) and self._need_live():
-            self.run_control("resume", target)
-
-    def action_stop(self) -> None:
-        target = self._need_target()
-        if not target or not self._need_live():
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.notify(f"stopping {self._what(target)}…", markup=False, timeout=2)
-                self.run_control("stop", target)
-
-        self.push_screen(ConfirmDialog(
-            f"Stop {self._what(target)}?",
-            "Its whole process tree gets SIGTERM, then SIGKILL after the grace period. "
-            "The window stays, showing the last screen; R restarts it.", "Stop"), answered)
-
-    def action_restart(self) -> None:
-        target = self._need_target()
-        if not target or not self._need_live():
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.notify(f"restarting {self._what(target)}…", markup=False, timeout=2)
-                self.run_control("restart", target)
-
-        self.push_screen(ConfirmDialog(
-            f"Restart {self._what(target)}?",
-            "The agent is stopped (its work in progress is lost) and started again with "
-            "the command, directory and environment of the layout.", "Restart"), answered)
-
-    @work(thread=True, group="actions", exit_on_error=False)
-    def run_control(self, verb: str, target: str) -> None:
-        """Run ``squad.control.<verb>`` on a target in a thread; post the outcomes."""
-        live = self.live
-        assert live is not None
-        try:
-            agents = live.resolve(target)
-            outcomes = getattr(control, verb)(live, agents, by="ui")
-            self.post_message(ActionsDone(verb, outcomes))
-        except SquadError as exc:
-            self.post_message(ActionsDone(verb, error=str(exc)))
-        except Exception as exc:  # noqa: BLE001
-            where = log_bug(f"{verb} {target}")
-            self.post_message(ActionsDone(verb, error=f"internal error: {exc} (see {where})"))
-
-    def on_actions_done(self, message: ActionsDone) -> None:
-        title = message.action.capitalize()
-        if message.error:
-            self.notify(message.error, title=f"{title} failed", severity="error",
-                        markup=False)
-        ok = [o for o in message.outcomes if o.ok]
-        bad = [o for o in message.outcomes if not o.ok]
-        if ok:
-            self.notify("\n".join(f"{o.target}: {o.message}" for o in ok), title=title,
-                        markup=False)
-        if bad:
-            self.notify("\n".join(f"{o.target}: {o.message}" for o in bad),
-                        title=f"{title} failed", severity="error", markup=False)
-        if message.message:
-            self.notify(message.message, title=title, markup=False)
-        if message.then_exit:
-            squad = self.live.squad.name if self.live else "squad"
-            lines = [f"squad {squad}: stopped {len(ok)} agent{'s' if len(ok) != 1 else ''}"]
-            lines += [f"  {o.target}: {o.message}" for o in bad]
-            self.exit(return_code=1 if bad else 0, message=Text("\n".join(lines)))
-            return
-        self.tick_poll.now()
-        self._last_capture = None
-        self.output_poll.now()
-        if self.query_one("#tasks", TaskPanel).display:
-            self.tasks_poll.now()
-        if self.query_one("#events", EventsPanel).display:
-            self.events_poll.now()
-
-    def action_attach(self) -> None:
-        target = self._need_target(agent=True)
-        live = self._need_live()
-        if not target or live is None:
-            return
-        try:
-            (agent,) = live.resolve(target)
-            argv = control.attach_argv(live, agent)
-        except SquadError as exc:
-            self.notify(str(exc), title="Attach failed", severity="error", markup=False)
-            return
-        env = dict(os.environ)
-        env.pop("TMUX", None)
-        try:
-            with self.suspend():
-                print(f"squad: attaching to {target}; detach with C-b d to come back",
-                      flush=True)
-                code = subprocess.run(argv, env=env, check=False).returncode
-        except SuspendNotSupported:
-            self.notify(f"attach needs a real terminal: run `squad attach {target}` in "
-                        "another one", title="Attach", severity="error", markup=False)
-            return
-        except OSError as exc:
-            self.notify(f"could not run tmux: {exc}", title="Attach failed",
-                        severity="error", markup=False)
-            return
-        if code == 0:
-            self.notify(f"detached from {target}", title="Attach", markup=False)
-        else:
-            self.notify(f"tmux attach exited with status {code}", title="Attach failed",
-                        severity="error", markup=False)
-        self.refresh(layout=True)
-        self.tick_poll.now()
-
-    def action_send_input(self) -> None:
-        target = self._need_target(agent=True)
-        if not target or not self._need_live():
-            return
-
-        def answered(text: str | None) -> None:
-            if text is not None:
-                self._send(target, text)
-
-        self.push_screen(SendDialog(target, blink=self.frozen is None), answered)
-
-    @work(thread=True, group="actions", exit_on_error=False)
-    def _send(self, target: str, text: str) -> None:
-        live = self.live
-        assert live is not None
-        try:
-            (agent,) = live.resolve(target)
-            outcome = control.send(live, agent, text.encode(), by="ui")
-            self.post_message(ActionsDone("send", [outcome]))
-        except SquadError as exc:
-            self.post_message(ActionsDone("send", error=str(exc)))
-        except Exception as exc:  # noqa: BLE001
-            where = log_bug(f"send {target}")
-            self.post_message(ActionsDone("send", error=f"internal error: {exc} (see {where})"))
-
-    def action_dispatch(self) -> None:
-        def answered(request: DispatchRequest | None) -> None:
-            if request is not None:
-                if self._need_live():
-                    self._dispatch(request)
-
-        self.push_screen(DispatchDialog(
-            self.targets(), self.selected_agent, queue=not isinstance(self.tasks, DirectSend),
-            blink=self.frozen is None), answered)
-
-    @work(thread=True, group="actions", exit_on_error=False)
-    def _dispatch(self, request: DispatchRequest) -> None:
-        try:
-            message = self.tasks.dispatch(request.prompt, request.priority, request.tags,
-                                          request.target)
-            self.post_message(ActionsDone("dispatch", message=message))
-        except SquadError as exc:
-            self.post_message(ActionsDone("dispatch", error=str(exc)))
-        except Exception as exc:  # noqa: BLE001
-            where = log_bug("dispatch")
-            self.post_message(ActionsDone("dispatch",
-                                          error=f"internal error: {exc} (see {where})"))
-
-    def action_quit_and_stop(self) -> None:
-        live = self._need_live()
-        if live is None:
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.notify(f"stopping every agent of squad {live.squad.name}…",
-                            markup=False)
-                self._down()
-
-        n = len(self.snapshot.agents) if self.snapshot else 0
-        self.push_screen(ConfirmDialog(
-            f"Stop all {n} agents of squad {live.squad.name} and quit?",
-            "Every agent's process tree is stopped and the squad's tmux sessions are "
-            "removed. Worktrees are kept.", "Stop all and quit"), answered)
-
-    @work(thread=True, group="actions", exit_on_error=False)
-    def _down(self) -> None:
-        live = self.live
-        assert live is not None
-        try:
-            outcomes = control.down(live, by="ui")
-            self.post_message(ActionsDone("down", outcomes, then_exit=True))
-        except SquadError as exc:
-            self.post_message(ActionsDone("down", error=str(exc)))
-        except Exception as exc:  # noqa: BLE001
-            where = log_bug("down")
-            self.post_message(ActionsDone("down", error=f"internal error: {exc} (see {where})"))
 
     # -- panels --------------------------------------------------------------------------
 
@@ -840,69 +486,32 @@ class SquadApp(App[None]):
 
     def action_toggle_tasks(self) -> None:
         if self._toggle_panel("#tasks"):
-            if self.frozen is not None:
-                self.query_one("#tasks", TaskPanel).show(self.tasks.list_tasks())
+            if self.task_feed is None:
+                self.task_panel.show(self.tasks.list_tasks())
             else:
-                self.tasks_poll.now()
+                self.task_feed.poll.now()
 
     def action_toggle_events(self) -> None:
         if self._toggle_panel("#events"):
-            if self.frozen is not None:
-                self.query_one("#events", EventsPanel).show(self.frozen_events)
+            if self.event_feed is None:
+                self.events_panel.show(self.frozen_events)
             else:
-                self.events_poll.now()
-
-    def _start_tasks(self) -> None:
-        if self.query_one("#tasks", TaskPanel).display:
-            self._tasks_worker()
-        else:
-            self.tasks_poll.busy = False
-
-    def _start_events(self) -> None:
-        if self.query_one("#events", EventsPanel).display:
-            self._events_worker()
-        else:
-            self.events_poll.busy = False
-
-    @work(thread=True, exclusive=True, group="tasks", exit_on_error=False)
-    def _tasks_worker(self) -> None:
-        try:
-            self.post_message(TasksReady(self.tasks.list_tasks()))
-        except SquadError as exc:
-            self.post_message(TasksReady([], error=str(exc)))
-        except Exception as exc:  # noqa: BLE001
-            where = log_bug("task list")
-            self.post_message(TasksReady([], error=f"internal error: {exc} (see {where})"))
+                self.event_feed.poll.now()
 
     def on_tasks_ready(self, message: TasksReady) -> None:
-        panel = self.query_one("#tasks", TaskPanel)
+        panel = self.task_panel
         panel.show(message.tasks, message.error)
-        self.tasks_poll.done(schedule=bool(panel.display))
-
-    @work(thread=True, exclusive=True, group="events", exit_on_error=False)
-    def _events_worker(self) -> None:
-        live = self.live
-        assert live is not None
-        try:
-            # Only what was appended since the last read is parsed (the trail can be long);
-            # the window of the newest events goes to the panel, each numbered once.
-            if self._event_tail is None:
-                self._event_tail = events.Tail(live.squad.name, history=False)
-            for ev in self._event_tail.read():
-                self._event_seq += 1
-                self._event_window.append(dict(ev, _seq=self._event_seq))
-            self.post_message(EventsReady(list(self._event_window)))
-        except Exception as exc:  # noqa: BLE001
-            where = log_bug("events")
-            self.post_message(EventsReady([], error=f"internal error: {exc} (see {where})"))
+        if self.task_feed is not None:
+            self.task_feed.poll.done(schedule=bool(panel.display))
 
     def on_events_ready(self, message: EventsReady) -> None:
-        panel = self.query_one("#events", EventsPanel)
+        panel = self.events_panel
         if message.error:
             self.notify(message.error, title="Events", severity="error", markup=False)
         else:
             panel.show(message.events)
-        self.events_poll.done(schedule=bool(panel.display))
+        if self.event_feed is not None:
+            self.event_feed.poll.done(schedule=bool(panel.display))
 
     # -- filter, help, back ------------------------------------------------------------------
 
@@ -935,7 +544,7 @@ class SquadApp(App[None]):
         tree.border_subtitle = Text(f"{shown}/{total} match “{text.strip()}”") if text.strip() \
             else ""
         self._sync_selection()
-        if self.query_one("#grid", OutputGrid).display:
+        if self.grid_view.display:
             self._arrange_grid()
 
     def action_back(self) -> None:
@@ -943,7 +552,7 @@ class SquadApp(App[None]):
         if field.display:
             self._set_filter("")
             self.tree.focus()
-        elif self.query_one("#grid", OutputGrid).display:
+        elif self.grid_view.display:
             self.action_toggle_grid()
         elif self.query_one("#drawer").display:
             for panel_id in ("#tasks", "#events"):

@@ -20,7 +20,7 @@ from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from squad.style import STATUS_GLYPH, STATUS_STYLE
 from squad.ui.render import STATUS_WORD
-from squad.ui.tasks import PRIORITIES
+from squad.ui.task_queue import PRIORITIES
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -100,19 +100,15 @@ class DispatchDialog(ModalScreen[DispatchRequest | None]):
         Binding("ctrl+s", "submit", "Dispatch", show=False),
     ]
 
-    def __init__(self, targets: list[str], default_target: str | None, *, queue: bool,
+    def __init__(self, targets: list[str], default_target: str | None, *,
                  blink: bool = True) -> None:
         super().__init__(classes="dialog-screen")
         self.targets = targets
         self.default_target = default_target
-        self.queue = queue
         self.blink = blink
 
     def compose(self) -> ComposeResult:
-        if self.queue:
-            where = "empty: the least-loaded suitable agent"
-        else:
-            where = f"empty: {self.default_target or 'the selected agent'}"
+        where = "empty: the least-loaded suitable agent"
         with Vertical(classes="dialog dispatch"):
             yield Label("Dispatch a task", classes="dialog-title")
             prompt = TextArea(id="prompt", placeholder="What should the agent do?",
@@ -135,9 +131,6 @@ class DispatchDialog(ModalScreen[DispatchRequest | None]):
                                suggester=SuggestFromList(self.targets, case_sensitive=False))
                 target.cursor_blink = self.blink
                 yield target
-            if not self.queue:
-                yield Static(Text("No task queue yet: the prompt is sent to the agent now.",
-                                  style="dim italic"), classes="dialog-note")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Dispatch (ctrl+s)", variant="primary", id="go")
                 yield Button("Cancel (esc)", id="cancel")

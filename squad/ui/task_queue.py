@@ -2,23 +2,15 @@
 form calls.
 
 :class:`QueueTasks` reads and fills the squad's persistent queue (:mod:`squad.store`); the
-supervisor that holds the squad's lock dispatches from it. :class:`DirectSend` is the
-fallback without a queue: a prompt goes straight to one agent with
-:func:`squad.control.send`. A module may override the choice by defining
-``ui_provider(live) -> TaskProvider`` in :mod:`squad.tasks`.
+supervisor that holds the squad's lock dispatches from it. :class:`StaticTasks` is a fixed
+list for frozen screens.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import itertools
-import time
-from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from squad import control
-from squad.errors import SquadError, TargetError
+from squad.errors import SquadError
 from squad.live import Live
 
 PRIORITIES = ("critical", "high", "medium", "low")
@@ -40,46 +32,6 @@ class TaskProvider(Protocol):
 
     def dispatch(self, prompt: str, priority: str, tags: list[str],
                  target: str | None) -> str: ...
-
-
-class DirectSend:
-    """No queue yet: a dispatched prompt goes to the target (or the selected) agent now."""
-
-    name = "sent directly (no task queue)"
-
-    def __init__(self, live: Live, selected: Callable[[], str | None]) -> None:
-        self.live = live
-        self.selected = selected
-        self.sent: list[dict] = []
-        self._ids = itertools.count(1)
-
-    def list_tasks(self) -> list[dict]:
-        return list(self.sent)
-
-    def dispatch(self, prompt: str, priority: str, tags: list[str],
-                 target: str | None) -> str:
-        if not prompt.strip():
-            raise SquadError("the prompt is empty")
-        where = (target or "").strip() or self.selected()
-        if not where or "/" not in where:
-            raise TargetError(
-                "without a task queue a prompt goes to one agent: select an agent or give "
-                "a target TEAM/AGENT"
-            )
-        (agent,) = self.live.resolve(where)
-        tag_note = f" tags={','.join(tags)}" if tags else ""
-        outcome = control.send(self.live, agent, prompt.encode(), by="ui",
-                               reason=f"dispatch priority={priority}{tag_note}")
-        self.sent.append({
-            "id": next(self._ids),
-            "title": prompt.strip().splitlines()[0][:80],
-            "status": "sent" if outcome.ok else "failed",
-            "priority": priority,
-            "agent": agent.target,
-            "attempts": 1,
-            "created": time.time(),
-        })
-        return f"sent to {agent.target} ({outcome.message}; no task queue yet)"
 
 
 class QueueTasks:
@@ -142,19 +94,3 @@ class StaticTasks:
     def dispatch(self, prompt: str, priority: str, tags: list[str],
                  target: str | None) -> str:
         raise SquadError("this screen shows frozen data: nothing can be dispatched")
-
-
-def provider_for(live: Live, selected: Callable[[], str | None]) -> TaskProvider:
-    """The provider :mod:`squad.tasks` offers, else the queue, else :class:`DirectSend`."""
-    try:
-        module = importlib.import_module("squad.tasks")
-    except ModuleNotFoundError as exc:
-        if exc.name != "squad.tasks":
-            raise
-        module = None
-    factory = getattr(module, "ui_provider", None)
-    if callable(factory):
-        return factory(live)
-    if importlib.util.find_spec("squad.store") is not None:
-        return QueueTasks(live)
-    return DirectSend(live, selected)

@@ -1,0 +1,188 @@
+"""The data feeds that refresh on a clock: the supervisor tick, the task list, the events.
+
+Each feed reads in a thread worker (tmux, psutil, SQLite and files never block the event
+loop) and posts one message with what it read; the app shows it and calls the feed's
+:meth:`Poll.done`, which schedules the next read. So reads of one feed never overlap and a
+slow one never stacks up. The output of the agents on screen is not polled: it streams
+(:mod:`squad.ui.stream`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from textual.timer import Timer
+
+from squad import events
+from squad.live import Live
+from squad.snapshot import merge_live, read_published
+from squad.supervisor import Supervisor, SupervisorBusy
+from squad.ui.messages import EventsReady, SnapshotReady, TasksReady, TickFailed
+from squad.ui.task_queue import TaskProvider
+from squad.ui.workers import reported
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+HISTORY_POINTS = 300  # samples per sparkline (about five minutes at one tick a second)
+RETRY_LOCK_TICKS = 15  # an observing UI tries to become the supervisor this often
+
+
+class Poll:
+    """A refresh that runs in a thread worker one at a time: the next run is scheduled
+    ``interval`` seconds after the last one's result was shown, so runs never overlap and
+    a slow one never stacks up. ``now()`` asks for a run as soon as possible."""
+
+    def __init__(self, app: App, interval: float, start: Callable[[], object],
+                 enabled: bool = True) -> None:
+        self.app = app
+        self.interval = interval
+        self.start = start
+        self.enabled = enabled
+        self.busy = False
+        self.again = False
+        self.timer: Timer | None = None
+
+    def now(self) -> None:
+        if not self.enabled:
+            return
+        if self.timer is not None:
+            self.timer.stop()
+            self.timer = None
+        if self.busy:
+            self.again = True
+            return
+        self.busy = True
+        self.start()
+
+    def done(self, schedule: bool = True) -> None:
+        self.busy = False
+        if not self.enabled:
+            return
+        if self.again:
+            self.again = False
+            self.now()
+        elif schedule and self.timer is None:
+            self.timer = self.app.set_timer(self.interval, self.now, name="poll")
+
+    def stop(self) -> None:
+        self.enabled = False
+        if self.timer is not None:
+            self.timer.stop()
+            self.timer = None
+
+
+class Feed:
+    """A feed's worker posts its messages to the app (the error helper needs
+    ``post_message`` on ``self``)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def post_message(self, message: object) -> None:
+        self.app.post_message(message)  # type: ignore[arg-type]
+
+    def run(self, work: Callable[[], None], group: str) -> None:
+        self.app.run_worker(work, thread=True, exclusive=True, group=group,
+                            exit_on_error=False)
+
+
+class TickFeed(Feed):
+    """The supervisor's tick, once a second: a snapshot of every agent, and (when this UI
+    holds the squad's lock) dispatch. When another supervisor holds the lock the UI
+    observes: its own observation of the processes merged with the status and tasks the
+    other one published, and every :data:`RETRY_LOCK_TICKS` ticks it tries to take over."""
+
+    def __init__(self, app: App, live: Live, interval: float, enabled: bool = True) -> None:
+        super().__init__(app)
+        self.live = live
+        self.supervisor = Supervisor(live, by="ui")
+        self.poll = Poll(app, interval, lambda: self.run(self._work, "tick"), enabled)
+        # Worker-thread state (touched only inside this feed's worker).
+        self._started = False
+        self._ticks = 0
+        self._observing: str | None = None
+
+    @reported("supervisor tick", lambda error: TickFailed(error))
+    def _work(self) -> None:
+        sup = self.supervisor
+        self._ticks += 1
+        if not self._started or (self._observing and self._ticks % RETRY_LOCK_TICKS == 0):
+            self._started = True
+            try:
+                sup.start()
+                self._observing = None
+            except SupervisorBusy as exc:
+                self._observing = str(exc)
+        if self._observing:
+            snap = sup.observer.tick()
+            published = read_published(snap.squad)
+            if published is not None:
+                snap = merge_live(published, snap)
+        else:
+            snap = sup.tick()
+        hist = {t: list(h)[-HISTORY_POINTS:] for t, h in sup.observer.history.items()}
+        self.post_message(SnapshotReady(snap, hist, self._observing))
+
+    def close(self) -> None:
+        self.poll.stop()
+        self.supervisor.close()
+
+
+class PanelFeed(Feed):
+    """A feed read only while its panel is shown (``shown()``)."""
+
+    def __init__(self, app: App, interval: float, group: str, shown: Callable[[], bool],
+                 enabled: bool = True) -> None:
+        super().__init__(app)
+        self.shown = shown
+        self.group = group
+        self.poll = Poll(app, interval, self._start, enabled)
+
+    def _start(self) -> None:
+        if self.shown():
+            self.run(self._work, self.group)
+        else:
+            self.poll.busy = False
+
+    def _work(self) -> None:
+        raise NotImplementedError
+
+
+class TaskFeed(PanelFeed):
+    """The task list, every 2 s while the task panel is open."""
+
+    def __init__(self, app: App, tasks: TaskProvider, shown: Callable[[], bool],
+                 enabled: bool = True) -> None:
+        super().__init__(app, 2.0, "tasks", shown, enabled)
+        self.tasks = tasks
+
+    @reported("task list", lambda error: TasksReady([], error=error))
+    def _work(self) -> None:
+        self.post_message(TasksReady(self.tasks.list_tasks()))
+
+
+class EventFeed(PanelFeed):
+    """The newest events of the audit trail, every second while the events panel is open.
+    Only what was appended since the last read is parsed (the trail can be long); each
+    event is numbered once, so the panel adds rows instead of redrawing them."""
+
+    def __init__(self, app: App, live: Live, shown: Callable[[], bool], limit: int,
+                 enabled: bool = True) -> None:
+        super().__init__(app, 1.0, "events", shown, enabled)
+        self.live = live
+        # Worker-thread state.
+        self._tail: events.Tail | None = None
+        self._seq = 0
+        self._window: deque[dict] = deque(maxlen=limit)
+
+    @reported("events", lambda error: EventsReady([], error=error))
+    def _work(self) -> None:
+        if self._tail is None:
+            self._tail = events.Tail(self.live.squad.name, history=False)
+        for ev in self._tail.read():
+            self._seq += 1
+            self._window.append(dict(ev, _seq=self._seq))
+        self.post_message(EventsReady(list(self._window)))
