@@ -75,6 +75,9 @@ def add_task_commands(cmd: Callable[[str, str], argparse.ArgumentParser]) -> Non
     c = cmd("run", "run the supervisor: dispatch tasks, watch agents (--headless: no UI)")
     c.add_argument("--headless", action="store_true", help="without the UI (required for now)")
     c.add_argument("--interval", type=float, default=1.0, help="seconds between ticks")
+    c.add_argument("--no-control", action="store_true",
+                   help="fork a tmux for every command instead of one persistent control-mode "
+                        "connection (for tmux versions whose control mode misbehaves)")
     c.add_argument("--for", dest="duration", type=float, help=argparse.SUPPRESS)
 
 
@@ -350,7 +353,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     live = Live.open(Tmux(socket_name(args.socket)), args.squad_name)
     check_writable(squad_dir(live.squad.name))
-    sup = Supervisor(live, by="supervisor", interval=args.interval, control=True)
+    sup = Supervisor(live, by="supervisor", interval=args.interval,
+                     control=not args.no_control)
     try:
         sup.start()
         print(f"supervising squad {live.squad.name} on socket {live.tmux.socket} "

@@ -464,9 +464,10 @@ class Desk:
     def annotate(self, snap: Snapshot, now: float) -> Snapshot:
         """Each agent's current task and breaker state, for the UI and `squad ls`."""
         breakers = self.store.breakers()
+        current = self.store.current_tasks()
         rows = []
         for row in snap.agents:
-            task = self.store.current_task(row.target)
+            task = current.get(row.target)
             b = breakers.get(row.target)
             rows.append(replace(
                 row,

@@ -586,6 +586,11 @@ class TaskStore:
         tasks.sort(key=lambda t: _LIFECYCLE[t.status])  # stable: keeps queue order inside
         return tasks
 
+    def data_version(self) -> int:
+        """SQLite's commit counter as this connection sees it: it changes whenever another
+        connection (any process) commits. A cheap "did anything change?"."""
+        return self._read("PRAGMA data_version")[0][0]
+
     def count(self) -> int:
         return self._read("SELECT count(*) FROM tasks")[0][0]
 
@@ -648,6 +653,19 @@ class TaskStore:
         rank = {S.IN_PROGRESS: 0, S.ASSIGNED: 1, S.REVIEW: 2}
         held = sorted(self.active_for(agent), key=lambda t: rank[t.status])
         return held[0] if held else None
+
+    def current_tasks(self) -> dict[str, Task]:
+        """:meth:`current_task` of every agent holding something, in one query."""
+        held = self._tasks(
+            "status IN ('assigned', 'in_progress') OR (status = 'review' AND"
+            " review_assigned_at IS NOT NULL)",
+            order=" ORDER BY coalesce(review_assigned_at, assigned_at), id")
+        rank = {S.IN_PROGRESS: 0, S.ASSIGNED: 1, S.REVIEW: 2}
+        out: dict[str, Task] = {}
+        for task in sorted(held, key=lambda t: rank[t.status]):
+            if task.holder:
+                out.setdefault(task.holder, task)
+        return out
 
     def active_counts(self) -> dict[str, int]:
         """``{"team/agent": tasks held}`` for every agent holding at least one."""

@@ -22,13 +22,16 @@ from squad import events, launch, records
 from squad.delivery import Desk, event_sink
 from squad.errors import SquadError, storage_error
 from squad.hooks import HookReader
-from squad.live import Live
+from squad.hooks import log_path as hooks_log
+from squad.live import Live, saved_layout_path
 from squad.notify import Notifier
 from squad.policy import Policies
 from squad.snapshot import Observer, Snapshot, publish
 from squad.state import NOFOLLOW, squad_dir
 from squad.status import Status
 from squad.store import TaskStore
+
+FULL_TICK = 5.0  # seconds between full ticks of a quiet squad (see Supervisor._rest)
 
 
 class SupervisorBusy(SquadError):
@@ -124,7 +127,10 @@ class Supervisor:
             if sessions != getattr(self, "_watched", None):  # teams added or removed
                 control.watch(sessions)
                 self._watched = sessions
+            if (rested := self._rest()) is not None:
+                return rested
         snap = self.observer.tick()
+        self._full_at = time.monotonic()
         system = {"cpu": snap.cpu, "mem": snap.mem}
         for row in snap.agents:
             old = self.statuses.get(row.target)
@@ -152,7 +158,54 @@ class Supervisor:
         if self.lock.fd is not None:
             publish(snap, self.policies.describe())  # best effort: a full disk must not
             # stop supervision
+            self._published_at = time.monotonic()
+        self._quiet = self._quiet_marks() if control is not None else None
         return snap
+
+    def _quiet_marks(self) -> tuple:
+        """Everything whose change needs a full tick, cheap to read: the task database's
+        commit counter (any process's writes), the hook log's and agent records' sizes, the
+        layout record's time."""
+        squad = self.live.squad.name
+
+        def stat(path: Path) -> tuple[int, float]:
+            try:
+                st = path.stat()
+                return st.st_size, st.st_mtime
+            except OSError:
+                return 0, 0.0
+
+        return (self.store.data_version(), stat(hooks_log(squad)), stat(records.path_of(squad)),
+                stat(saved_layout_path(squad)))
+
+    def _rest(self) -> Snapshot | None:
+        """A quiet tick: when nothing moved since the last full tick (no pane printed, no
+        status settling, no task in flight or newly queued, no hook, no layout change) and
+        that full tick is recent, the last snapshot stands and nothing is scanned or
+        captured. A full tick still runs every :data:`FULL_TICK` seconds (stall clocks,
+        timeouts, pauses from outside squad). None: run a full tick."""
+        control = self.live.tmux.control
+        last, now = self.last, time.monotonic()
+        if (last is None or control is None or control.state != "ready" or not self.dispatching
+                or now - getattr(self, "_full_at", 0.0) >= FULL_TICK
+                or self.policies.active or self._forced):
+            self._quiet = None
+            return None
+        activity = control.changes(getattr(self, "_rest_mark", 0))
+        self._rest_mark = activity.mark
+        marks = self._quiet_marks()
+        quiet = (not activity.panes and marks == getattr(self, "_quiet", None)
+                 and not any(t.settling for t in self.observer.trackers.values())
+                 and not any(r.status in ("working", "starting") or r.task_id
+                             for r in last.agents))
+        self._quiet = marks
+        if not quiet:
+            return None
+        self.last = replace(last, at=time.time())
+        if now - getattr(self, "_published_at", 0.0) >= 1.0:  # `squad ls` trusts fresh ones
+            publish(self.last, self.policies.describe())
+            self._published_at = now
+        return self.last
 
     def _learn_sessions(self, snap: Snapshot) -> None:
         """Conversation ids programs reported through their hooks (Codex, Gemini CLI) are

@@ -773,7 +773,21 @@ name = "three"
         tmux.control.capture = capture
         wait_for(lambda: {r.status for r in sup.tick().agents} == {"idle"}, 30, "idle")
         sup.observer.full_sweep = 1e9  # no safety sweep during the count
-        captured.clear()
+
+        quiet_since: list[float] = []
+
+        def settled() -> bool:
+            """No capture for 3 s of ticks: past tmux's one-second activity reports and the
+            observer's settling window, every start-up line has been seen."""
+            captured.clear()
+            sup.tick()
+            if any(captured):
+                quiet_since.clear()
+            elif not quiet_since:
+                quiet_since.append(time.monotonic())
+            return bool(quiet_since) and time.monotonic() - quiet_since[0] > 3.0
+
+        wait_for(settled, 60, "the squad to settle")
         for _ in range(5):  # a quiet squad: nobody printed, nothing to capture
             sup.tick()
         assert sum(len(c) for c in captured) == 0, captured

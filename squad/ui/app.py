@@ -43,14 +43,16 @@ from squad.ui.messages import (
     GridReady,
     History,
     OutputReady,
+    PaneOutput,
     SnapshotReady,
     TasksReady,
     TickFailed,
 )
 from squad.ui.output import OutputGrid, OutputView, Tile
+from squad.ui.paint import set_title
 from squad.ui.panels import EventsPanel, TaskPanel
 from squad.ui.render import STATUS_WORD, AnsiLines, status_text, trim_screen
-from squad.ui.stream import OutputFeed
+from squad.ui.stream import SAFETY, OutputFeed
 from squad.ui.task_queue import QueueTasks, StaticTasks, TaskProvider
 
 TEAM = Binding.Group("Team")
@@ -109,7 +111,7 @@ class SquadApp(AgentActions, App[None]):
         frozen_events: list[dict] | None = None,
         tasks: TaskProvider | None = None,
         interval: float = 1.0,
-        output_interval: float = 0.15,
+        safety: float = SAFETY,
         mem_total: int | None = None,
         note: str | None = None,
     ) -> None:
@@ -128,6 +130,8 @@ class SquadApp(AgentActions, App[None]):
         self.statuses: dict[str, str] = {}
         self.observing: str | None = None
         self.problem: str | None = None
+        self.link: str | None = None
+        """Why output is polled rather than streamed (None: it streams)."""
         if tasks is None:
             tasks = QueueTasks(live) if live is not None else StaticTasks()
         self.tasks = tasks
@@ -142,7 +146,7 @@ class SquadApp(AgentActions, App[None]):
         self.event_feed: EventFeed | None = None
         if live is not None:
             self.ticks = TickFeed(self, live, interval)
-            self.stream = OutputFeed(self, live, output_interval)
+            self.stream = OutputFeed(self, live, safety=safety)
             self.task_feed = TaskFeed(self, tasks,
                                       lambda: bool(self.task_panel.display))
             self.event_feed = EventFeed(self, live,
@@ -197,7 +201,9 @@ class SquadApp(AgentActions, App[None]):
             self.ticks_now()
 
     def on_unmount(self) -> None:
-        for feed in (self.stream, self.task_feed, self.event_feed):
+        if self.stream is not None:
+            self.stream.stop()
+        for feed in (self.task_feed, self.event_feed):
             if feed is not None:
                 feed.poll.stop()
         if self.ticks is not None:
@@ -239,7 +245,7 @@ class SquadApp(AgentActions, App[None]):
         self.ticks_now()
         if self.stream is not None:
             self.stream.forget()
-            self.stream.poll.now()
+            self.stream.request(forced=True, now=True)
         if self.task_feed is not None and self.task_panel.display:
             self.task_feed.poll.now()
         if self.event_feed is not None and self.events_panel.display:
@@ -260,12 +266,10 @@ class SquadApp(AgentActions, App[None]):
             elif was:
                 self.notify("the other supervisor stopped: this UI supervises the squad now",
                             title="supervising", markup=False)
-        first = self.snapshot is None
+        self.link = message.link
         self.apply_snapshot(message.snapshot, message.history)
         if self.ticks is not None:
             self.ticks.poll.done()
-        if first and self.stream is not None:
-            self.stream.poll.now()
 
     def on_tick_failed(self, message: TickFailed) -> None:
         if message.error != self.problem:
@@ -305,7 +309,7 @@ class SquadApp(AgentActions, App[None]):
             note = "observing: another supervisor dispatches"
         else:
             note = "supervising"
-        self.header_bar.show(self.snapshot, note, self.problem)
+        self.header_bar.show(self.snapshot, note, self.problem, self.link)
 
     # -- selection -----------------------------------------------------------------------
 
@@ -353,7 +357,7 @@ class SquadApp(AgentActions, App[None]):
             title.append(f"team {self.selected}", style="bold")
         else:
             title.append("Output")
-        output.border_title = title
+        set_title(output, title)
         hist = self._selected_history(rows)
         limit = None
         if self.live is not None and self.selected_agent:
@@ -417,6 +421,10 @@ class SquadApp(AgentActions, App[None]):
             self.notify(f"loading up to {self.stream.history} lines of scrollback",
                         timeout=2, markup=False)
 
+    def on_pane_output(self, message: PaneOutput) -> None:
+        if self.stream is not None:
+            self.stream.poked()
+
     def on_grid_ready(self, message: GridReady) -> None:
         self._fill_grid(message.screens)
         if self.stream is not None:
@@ -451,7 +459,7 @@ class SquadApp(AgentActions, App[None]):
                 targets.insert(0, sel)
         shown = grid.layout_tiles(targets)
         more = f" · {grid.hidden} more: filter with /" if grid.hidden else ""
-        grid.border_title = Text(f"Grid · {len(shown)} agents{more}")
+        set_title(grid, Text(f"Grid · {len(shown)} agents{more}"))
         if self.frozen is not None and self.snapshot is not None:
             self._fill_grid({t: AnsiLines().decode(trim_screen(s))
                              for t, s in self.snapshot.screens.items() if t in shown})

@@ -10,6 +10,7 @@ from textual.widgets import Button, Sparkline, Static
 
 from squad.snapshot import AgentRow
 from squad.ui.gauge import Gauge
+from squad.ui.paint import update
 from squad.ui.render import human_bytes, status_text
 
 BUTTONS = (
@@ -41,7 +42,7 @@ class AgentDetails(Vertical):
         if not rows:
             facts.append(f"{target}: not shown" if target else "no agent selected",
                          style="dim italic")
-            self.query_one("#facts", Static).update(facts)
+            update(self.query_one("#facts", Static), facts)
             for gid in ("#agent-cpu", "#agent-mem"):
                 self.query_one(gid, Gauge).update(0, "-")
             self.query_one("#cpu-spark", Sparkline).data = []
@@ -81,7 +82,7 @@ class AgentDetails(Vertical):
             for row in rows:
                 facts.append_text(status_text(row))
                 facts.append(f" {row.agent}  ")
-        self.query_one("#facts", Static).update(facts)
+        update(self.query_one("#facts", Static), facts)
         cpu = sum(r.cpu for r in rows)
         rss = sum(r.rss for r in rows)
         self.query_one("#agent-cpu", Gauge).update(cpu / 100, f"{cpu:.1f}%")

@@ -26,6 +26,8 @@ from squad.ui.workers import reported
 if TYPE_CHECKING:
     from textual.app import App
 
+    from squad.tmux_control import TmuxControl
+
 HISTORY_POINTS = 300  # samples per sparkline (about five minutes at one tick a second)
 RETRY_LOCK_TICKS = 15  # an observing UI tries to become the supervisor this often
 
@@ -89,21 +91,48 @@ class Feed:
                             exit_on_error=False)
 
 
+def link_problem(control: TmuxControl | None) -> str | None:
+    """Why output cannot stream over the control connection (None: it can), in words for
+    the header's "polling: ..."."""
+    if control is None:
+        return "no control connection"
+    if control.state == "ready":
+        return None
+    return control.reason or control.state
+
+
 class TickFeed(Feed):
     """The supervisor's tick, once a second: a snapshot of every agent, and (when this UI
     holds the squad's lock) dispatch. When another supervisor holds the lock the UI
     observes: its own observation of the processes merged with the status and tasks the
-    other one published, and every :data:`RETRY_LOCK_TICKS` ticks it tries to take over."""
+    other one published, and every :data:`RETRY_LOCK_TICKS` ticks it tries to take over.
+
+    Either way tmux is reached over one persistent control-mode connection (commands
+    without a fork each, and the output stream :mod:`squad.ui.stream` follows); the
+    supervisor opens it when it starts, and an observing UI keeps it watching every team."""
 
     def __init__(self, app: App, live: Live, interval: float, enabled: bool = True) -> None:
         super().__init__(app)
         self.live = live
-        self.supervisor = Supervisor(live, by="ui")
+        self.supervisor = Supervisor(live, by="ui", control=True)
         self.poll = Poll(app, interval, lambda: self.run(self._work, "tick"), enabled)
         # Worker-thread state (touched only inside this feed's worker).
         self._started = False
         self._ticks = 0
         self._observing: str | None = None
+        self._watched: list[str] = []
+
+    def _watch_teams(self) -> None:
+        """Observing: the supervisor does not tick, so keep the connection open and
+        watching every team's session ourselves (teams come and go)."""
+        live = self.live
+        sessions = sorted({t.session for t in live.squad.teams}
+                          | {p.session for p in live.panes.values()})
+        if live.tmux.control is None:
+            live.tmux.connect(sessions, stream_all=False)
+        elif sessions != self._watched:
+            live.tmux.control.watch(sessions)
+        self._watched = sessions
 
     @reported("supervisor tick", lambda error: TickFailed(error))
     def _work(self) -> None:
@@ -117,6 +146,7 @@ class TickFeed(Feed):
             except SupervisorBusy as exc:
                 self._observing = str(exc)
         if self._observing:
+            self._watch_teams()
             snap = sup.observer.tick()
             published = read_published(snap.squad)
             if published is not None:
@@ -124,7 +154,8 @@ class TickFeed(Feed):
         else:
             snap = sup.tick()
         hist = {t: list(h)[-HISTORY_POINTS:] for t, h in sup.observer.history.items()}
-        self.post_message(SnapshotReady(snap, hist, self._observing))
+        self.post_message(SnapshotReady(snap, hist, self._observing,
+                                        link_problem(self.live.tmux.control)))
 
     def close(self) -> None:
         self.poll.stop()

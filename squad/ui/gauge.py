@@ -38,7 +38,9 @@ class Gauge(Widget):
         self.value_width = value_width
 
     def update(self, fraction: float, value: str) -> None:
-        self.fraction = fraction
+        """Show a new value; repainted only when the bar or the text changes (the bar has
+        a few hundred steps at most, so finer changes are rounded away)."""
+        self.fraction = round(fraction, 3)
         self.value = value
 
     def render(self) -> Text:

@@ -1,4 +1,5 @@
-"""The top bar: which squad, who supervises it, system CPU and memory, and status counts."""
+"""The top bar: which squad, who supervises it, whether output streams, system CPU and
+memory, and status counts. Repainted only where what it says changed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from textual.widgets import Static
 from squad.snapshot import Snapshot
 from squad.style import ATTENTION, STATUS_GLYPH, STATUS_STYLE
 from squad.ui.gauge import Gauge
+from squad.ui.paint import update
+
+COUNTED = ("needs-input", "stalled", "working", "idle", "starting", "paused", "hibernated",
+           "exited", "down")
 
 
 class SquadHeader(Horizontal):
@@ -21,8 +26,10 @@ class SquadHeader(Horizontal):
         yield Gauge("MEM", id="sys-mem", classes="sys-gauge")
         yield Static(id="counts")
 
-    def show(self, snap: Snapshot, note: str | None, problem: str | None) -> None:
-        """Render a snapshot; ``note`` says who supervises, ``problem`` a failing tick."""
+    def show(self, snap: Snapshot, note: str | None, problem: str | None,
+             link: str | None = None) -> None:
+        """Render a snapshot; ``note`` says who supervises, ``problem`` a failing tick,
+        ``link`` why output is polled instead of streamed."""
         title = Text(no_wrap=True, overflow="ellipsis")
         title.append("squad ", style="bold")
         title.append(snap.squad, style="bold")
@@ -31,19 +38,20 @@ class SquadHeader(Horizontal):
             title.append(f" · {problem}", style="bold red")
         elif note:
             title.append(f" · {note}", style="italic")
-        self.query_one("#title", Static).update(title)
+        if link and not problem:
+            title.append(f" · polling: {link}", style="yellow")
+        update(self.query_one("#title", Static), title)
         self.query_one("#sys-cpu", Gauge).update(snap.cpu / 100, f"{snap.cpu:.0f}%")
         self.query_one("#sys-mem", Gauge).update(snap.mem / 100, f"{snap.mem:.0f}%")
         counts: dict[str, int] = {}
         for row in snap.agents:
             counts[row.status] = counts.get(row.status, 0) + 1
         text = Text(no_wrap=True, justify="right")
-        for status in ("needs-input", "stalled", "working", "idle", "starting", "paused",
-                       "exited", "down"):
+        for status in COUNTED:
             n = counts.get(status)
             if n:
                 style = STATUS_STYLE.get(status, "")
                 if status in ATTENTION:
                     style += " reverse"
-                text.append(f" {STATUS_GLYPH[status]}{n} ", style=style)
-        self.query_one("#counts", Static).update(text)
+                text.append(f" {STATUS_GLYPH.get(status, '?')}{n} ", style=style)
+        update(self.query_one("#counts", Static), text)

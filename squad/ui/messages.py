@@ -24,6 +24,7 @@ class SnapshotReady(Message):
     snapshot: Snapshot
     history: History
     observing: str | None = None  # why another supervisor dispatches, when one does
+    link: str | None = None  # why output is polled: the control connection is not ready
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, SnapshotReady)
@@ -34,6 +35,15 @@ class TickFailed(Message):
     """A supervisor tick failed; ``error`` says why in one line."""
 
     error: str
+
+
+@dataclass
+class PaneOutput(Message):
+    """A pane on screen printed (posted from the control connection's event thread; one
+    waits at a time, so a flood of output is one message)."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, PaneOutput)
 
 
 @dataclass

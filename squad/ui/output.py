@@ -17,6 +17,7 @@ from textual.widget import Widget
 
 from squad.snapshot import AgentRow
 from squad.style import ATTENTION
+from squad.ui.paint import set_subtitle, set_title
 from squad.ui.render import status_text
 
 ANCHOR_LINES = 3  # lines compared to find where the reader was in a new capture
@@ -115,11 +116,11 @@ class OutputView(ScrollView, can_focus=True):
 
     def _update_subtitle(self) -> None:
         if self._placeholder is not None:
-            self.border_subtitle = ""
+            set_subtitle(self, "")
         elif self.follow:
-            self.border_subtitle = "following"
+            set_subtitle(self, "following")
         else:
-            self.border_subtitle = "scrolled back · End follows"
+            set_subtitle(self, "scrolled back · End follows")
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
@@ -167,13 +168,14 @@ class Tile(Widget):
             title.append(" ")
             title.append_text(status_text(row, now))
             self.set_class(row.status in ATTENTION, "-attention")
-        self.border_title = title
+        set_title(self, title)
         self.set_class(selected, "-selected")
         if lines is not None:
             while lines and not lines[-1].plain.strip():
                 lines = lines[:-1]
-            self.lines = lines
-        self.refresh()
+            if lines != self.lines:
+                self.lines = lines
+                self.refresh()
 
     def render(self) -> Text:
         height = self.content_size.height

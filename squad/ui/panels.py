@@ -12,6 +12,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from squad.style import STATUS_GLYPH, STATUS_STYLE
+from squad.ui.paint import update
 
 TASK_STYLE = {
     "queued": "cyan", "assigned": "blue", "in_progress": "green", "review": "yellow",
@@ -30,15 +31,33 @@ def _when(value: object) -> str:
 class TaskPanel(Vertical):
     """Tasks from the task provider: id, title, status, priority, agent, attempts, age."""
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._tasks: list[dict] | None = None
+        self._note: str | None = None
+
     def compose(self) -> ComposeResult:
         table: DataTable = DataTable(id="task-table", cursor_type="row", zebra_stripes=True)
         table.add_columns("#", "title", "status", "priority", "agent", "tries", "created")
         yield table
         yield Static(id="task-note")
 
-    def show(self, tasks: list[dict], note: str | None = None) -> None:
+    def selected_task(self) -> dict | None:
+        """The task under the cursor, as listed."""
         table = self.query_one(DataTable)
-        keep = table.cursor_row
+        if not self._tasks or table.row_count == 0:
+            return None
+        row = table.cursor_row
+        return self._tasks[row] if 0 <= row < len(self._tasks) else None
+
+    def show(self, tasks: list[dict], note: str | None = None) -> None:
+        """List the tasks (unchanged lists are not redrawn); the cursor stays on the same
+        task as rows come and go."""
+        if tasks == self._tasks and note == self._note:
+            return
+        table = self.query_one(DataTable)
+        keep = self.selected_task()
+        self._tasks, self._note = list(tasks), note
         table.clear()
         for t in tasks:
             status = str(t.get("status", ""))
@@ -51,10 +70,12 @@ class TaskPanel(Vertical):
                 Text(_when(t.get("created"))),
             )
         if tasks:
-            table.move_cursor(row=min(keep, len(tasks) - 1))
-        self.query_one("#task-note", Static).update(
-            Text(note or ("no tasks yet: press d to dispatch one" if not tasks else ""),
-                 style="dim italic"))
+            ids = [t.get("id") for t in tasks]
+            row = ids.index(keep.get("id")) if keep and keep.get("id") in ids else 0
+            table.move_cursor(row=row)
+        update(self.query_one("#task-note", Static),
+               Text(note or ("no tasks yet: press d to dispatch one" if not tasks else ""),
+                    style="dim italic"))
 
 
 def event_details(ev: dict) -> Text:
