@@ -220,9 +220,10 @@ def _up(squad: Squad, tmux: Tmux, by: str) -> list[Outcome]:
     _remember(squad, started)
     if to_pause:
         _pause_when_started(squad, tmux, to_pause)
-    for o in outcomes:
-        if o.data.get("state") not in ("kept", "failed"):
-            events.record(squad.name, "up", target=o.target, by=by, reason=o.message)
+    started_now = [o for o in outcomes if o.data.get("state") not in ("kept", "failed")]
+    if started_now:  # one write for all of them: a big squad is not a hundred fsyncs
+        events.record_many(squad.name, [dict(action="up", target=o.target, by=by,
+                                             reason=o.message) for o in started_now])
     extra = sorted(set(mine) - {a.target for a in squad.agents()})
     for target in extra:
         outcomes.append(Outcome(target, "up", True,

@@ -110,6 +110,29 @@ def record(
     return event
 
 
+def record_many(squad: str, items: list[dict[str, object]]) -> None:
+    """Several events at once (each a dict of :func:`record`'s arguments), in one locked
+    write: a squad of a hundred agents brought up is one append, not a hundred."""
+    now = time.time()
+    system = system_state(squad)
+    stamp = datetime.fromtimestamp(now).astimezone().isoformat(timespec="milliseconds")
+    lines = []
+    for item in items:
+        item = dict(item)
+        event: dict[str, object] = {"ts": round(now, 3), "time": stamp, "squad": squad,
+                                    "action": item.pop("action"),
+                                    "target": item.pop("target", None),
+                                    "by": item.pop("by", "cli"),
+                                    "reason": item.pop("reason", None), "system": system}
+        event.update({k: v for k, v in item.items() if v is not None})
+        lines.append(json.dumps(event, ensure_ascii=False, default=str))
+    path = log_path(squad)
+    try:
+        append(path, "\n".join(lines), rotate=True)
+    except OSError as exc:
+        raise storage_error(path, exc) from None
+
+
 def record_quietly(squad: str, action: str, **kw: object) -> dict[str, object] | None:
     """:func:`record` for the supervisor's own bookkeeping: a log that cannot be written
     (a full disk) is logged and skipped, so supervision goes on and recovers by itself."""
@@ -120,11 +143,13 @@ def record_quietly(squad: str, action: str, **kw: object) -> dict[str, object] |
         return None
 
 
-def append(path: Path, event: dict[str, object], *, rotate: bool = False) -> None:
-    """One event as one ``write`` under an exclusive lock, never through a symbolic link.
-    With ``rotate``, a log past :data:`MAX_BYTES` is rotated under the same lock. Raises
-    OSError."""
-    line = (json.dumps(event, ensure_ascii=False, default=str) + "\n").encode()
+def append(path: Path, event: dict[str, object] | str, *, rotate: bool = False) -> None:
+    """One event (or lines already written as JSON) as one ``write`` under an exclusive
+    lock, never through a symbolic link. With ``rotate``, a log past :data:`MAX_BYTES` is
+    rotated under the same lock. Raises OSError."""
+    text = event if isinstance(event, str) else json.dumps(event, ensure_ascii=False,
+                                                           default=str)
+    line = (text + "\n").encode()
     for _ in range(5):
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o600)
         try:

@@ -8,6 +8,7 @@ directory, tags and limits without the layout file at hand.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import sysconfig
@@ -206,7 +207,7 @@ def agent_env(squad: Squad, agent: Agent, socket: str) -> dict[str, str]:
     env = dict(agent.env)
     base_path = env.get("PATH") or os.environ.get("PATH", "")
     first = []
-    for d in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
+    for d in _squad_dirs():
         if d and d not in first and d not in base_path.split(os.pathsep)[:2]:
             first.append(d)
     env["PATH"] = os.pathsep.join([*first, base_path]) if first else base_path
@@ -227,6 +228,12 @@ def agent_env(squad: Squad, agent: Agent, socket: str) -> dict[str, str]:
     return env
 
 
+@functools.cache
+def _squad_dirs() -> tuple[str, str]:
+    return sysconfig.get_path("scripts"), os.path.dirname(sys.executable)
+
+
+@functools.cache
 def _site_dirs() -> set[str]:
     import site
 
