@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from squad import events, launch, procs, records, worktrees
+from squad import events, procs, records, worktrees
 from squad.errors import ControlError, SquadError, TargetError
 from squad.layout import Agent, Squad, check_programs
 from squad.live import (
@@ -25,8 +26,10 @@ from squad.live import (
     wrapper_argv,
 )
 from squad.state import squad_dir, squad_lock
-from squad.status import patterns_for
 from squad.tmux import Pane, Tmux, env_args, format_literal
+
+if TYPE_CHECKING:
+    from squad import launch
 
 WINDOW_SIZE = ("160", "48")  # detached windows; a client attaching resizes them
 HISTORY_LIMIT = "50000"
@@ -65,12 +68,18 @@ def _prepare_dir(squad: Squad, agent: Agent) -> tuple[Path, str | None]:
     return workdir, note
 
 
+def _launch():  # noqa: ANN202 - the module, imported when an agent starts (not for pause)
+    from squad import launch
+
+    return launch
+
+
 def _spawn(squad: Squad, agent: Agent, socket: str, workdir: Path, *,
            resume: str | None = None, hold: bool = False) -> tuple[list[str], launch.Launch]:
     """tmux arguments for the agent's window (directory, environment, then ``--`` and the
     command), and how it is launched (hooks, conversation id). With ``hold`` the window
     only says the agent is hibernated (nothing runs; ``squad wake`` starts it)."""
-    how = launch.prepare(squad, agent, resume=resume)
+    how = _launch().prepare(squad, agent, resume=resume)
     # tmux expands -c (and -n) as formats, where #(...) would run a shell command; -e values
     # are taken literally.
     env = agent_env(squad, agent, socket) | how.env
@@ -85,7 +94,7 @@ def _remember(squad: Squad, started: list[tuple[Agent, launch.Launch]]) -> None:
     """Record the conversation ids of agents just started (a new conversation replaces the
     one before; programs that report their id later get it recorded by the supervisor)."""
     for agent, how in started:
-        launch.remember(squad, agent, how)
+        _launch().remember(squad, agent, how)
 
 
 def _restore_note(agent: Agent, how: launch.Launch, record: records.AgentRecord) -> str:
@@ -178,7 +187,7 @@ def _up(squad: Squad, tmux: Tmux, by: str) -> list[Outcome]:
                 continue
             record = remembered.get(agent.target) or records.AgentRecord()
             args, how = _spawn(squad, agent, tmux.socket, workdir, hold=record.hibernated,
-                               resume=launch.resume_id(squad, agent) if record.program else None)
+                               resume=_launch().resume_id(squad, agent) if record.program else None)
             if not record.hibernated:
                 started.append((agent, how))
             if record.paused and not record.hibernated:
@@ -523,7 +532,7 @@ def restart(live: Live, agents: list[Agent], *, grace: float | None = None,
                                     f"{agent.target} lost its window while stopping: run "
                                     "`squad up`"))
             continue
-        previous = launch.resume_id(live.squad, agent) if resume else None
+        previous = _launch().resume_id(live.squad, agent) if resume else None
         args, how = _spawn(live.squad, agent, live.tmux.socket, workdir, resume=previous)
         started.append((agent, how))
         units.append([["respawn-pane", "-k", "-t", pane.pane_id, *args],
@@ -581,7 +590,7 @@ def hibernate(live: Live, agents: list[Agent], *, grace: float | None = None,
     for agent in running:
         session = records.get(live.squad.name, agent.target).session_id
         keeps = (f"its conversation {session} is kept" if session else
-                 "its program's chat history is kept" if launch.known_program(agent) == "aider"
+                 "its program's chat history is kept" if _launch().known_program(agent) == "aider"
                  else "it has no conversation squad can resume: it will start fresh")
         outcomes.append(Outcome(agent.target, "hibernate", True, f"hibernated; {keeps}",
                                 {"session_id": session}))
@@ -608,6 +617,8 @@ def wake(live: Live, agents: list[Agent], *, reason: str | None = None,
 def send(live: Live, agent: Agent, data: bytes, *, enter: bool = True,
          by: str = "cli", reason: str | None = None) -> Outcome:
     """Deliver bytes to an agent exactly as given, then Enter."""
+    from squad.status import patterns_for
+
     pane = _alive_pane(live, agent)
     pats = patterns_for(agent.argv, agent.ready_pattern, agent.busy_pattern,
                         agent.input_pattern)

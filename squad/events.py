@@ -63,9 +63,7 @@ def system_state(squad: str | None = None) -> dict[str, float | None]:
     elif now is not None:
         _cpu_prev = now
     if cpu is None and squad is not None:
-        from squad.snapshot import read_published_system
-
-        cpu = read_published_system(squad)
+        cpu = _published_cpu(squad)
     mem: float | None = None
     try:
         with open("/proc/meminfo") as f:
@@ -76,6 +74,19 @@ def system_state(squad: str | None = None) -> dict[str, float | None]:
 
         mem = round(psutil.virtual_memory().percent, 1)
     return {"cpu": cpu, "mem": mem}
+
+
+def _published_cpu(squad: str, max_age: float = 5.0) -> float | None:
+    """The system CPU % a running supervisor published lately (its snapshot), if any."""
+    try:
+        fd = os.open(squad_dir(squad) / "snapshot.json", os.O_RDONLY | NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            data = json.loads(f.read())
+        if time.time() - float(data.get("at", 0)) <= max_age:
+            return float(data["cpu"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return None
 
 
 def record(

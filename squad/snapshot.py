@@ -347,19 +347,6 @@ def publish(snap: Snapshot, extra: dict[str, object] | None = None) -> bool:
     return True
 
 
-def read_published_system(squad: str, max_age: float = 5.0) -> float | None:
-    """The system CPU % a running supervisor measured last, if it is recent."""
-    try:
-        fd = os.open(published_path(squad), os.O_RDONLY | NOFOLLOW)
-        with os.fdopen(fd, "rb") as f:
-            data = json.loads(f.read())
-        if time.time() - float(data.get("at", 0)) <= max_age:
-            return float(data["cpu"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass
-    return None
-
-
 def read_published_extra(squad: str, max_age: float = 5.0) -> dict[str, Any]:
     """What a running supervisor published besides the agents (the governor's state, the
     CPU limits and their mechanisms), or {} when none runs."""
