@@ -485,10 +485,18 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.json:
         keys = ("team", "agent", "role", "state", "status", "pid", "cpu", "rss", "procs",
                 "branch", "worktree", "exit_code", "task", "breaker", "tags", "session_id")
+        from squad.snapshot import read_published_extra
+
+        limits = read_published_extra(live.squad.name).get("cpu_limits") or {}
         rows = []
         for a in snap.agents:
             d = a.to_json()
-            rows.append({k: d[k] for k in keys})
+            agent = live.squad.agent(a.target)
+            row = {k: d[k] for k in keys}
+            row["cpu_limit"] = agent.cpu_limit if agent else None
+            row["cpu_limit_mechanism"] = (limits.get(a.target) or {}).get("mechanism")
+            row["memory_limit_mb"] = agent.memory_limit_mb if agent else None
+            rows.append(row)
         _json(rows)
         return 0
     from rich.text import Text

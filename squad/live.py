@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from squad import layout as layout_mod
-from squad.errors import SquadError, TargetError, storage_error
+from squad.errors import LayoutError, SquadError, TargetError, storage_error
 from squad.layout import Agent, Squad
 from squad.state import squad_dir, state_home, write_private
 from squad.tmux import Pane, Tmux
@@ -52,8 +52,14 @@ def load_saved_layout(name: str) -> Squad:
     try:
         return layout_mod.load(path)
     except SquadError as exc:
+        if isinstance(exc, LayoutError):  # squad's own file: the first problem says enough
+            more = len(exc.problems) - 1
+            detail = (f"{exc.where}: {exc.message}" if exc.where else exc.message) + (
+                f", and {more} more problem{'s' if more > 1 else ''}" if more else "")
+        else:
+            detail = str(exc)
         raise SquadError(
-            f"squad {name!r}: its recorded layout {path} cannot be read ({exc}); run "
+            f"squad {name!r}: its recorded layout {path} cannot be read ({detail}); run "
             "`squad up LAYOUT` with your layout file to record it again"
         ) from None
 

@@ -91,6 +91,8 @@ dispatch = false
         shown = json.loads(run_squad("-L", socket, "policy", "--json").stdout)
         row = next(a for a in shown["agents"] if a["target"] == "t/spin")
         assert row["cpu_limit"] == 30 and row["cpu_mechanism"] == mechanism
+        listed = json.loads(run_squad("-L", socket, "ls", "--json").stdout)[0]
+        assert listed["cpu_limit"] == 30 and listed["cpu_limit_mechanism"] == mechanism
         for _ in range(10):  # a duty cycle's stopped phases are never reported as paused
             assert sup.tick().agent("t/spin").status != "paused"
     finally:

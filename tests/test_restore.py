@@ -178,3 +178,43 @@ command = {demo_cmd()}
         proc.wait(10)
     with TaskStore.for_squad("ar") as store:
         assert store.get(task).status.value == "done"
+
+
+def test_a_squad_reshaped_while_running_freezes_and_comes_back_the_same(
+        socket: str, tmp_path: Path, git_repo: Path) -> None:
+    """up -> add and remove agents -> freeze -> down -> up the frozen file: the same agents,
+    commands, roles, tags, worktrees and branches."""
+    from squad.live import load_saved_layout
+
+    layout = write_layout(tmp_path / "rs.toml", f"""
+name = "rs"
+repo = "{git_repo}"
+[defaults]
+command = {demo_cmd()}
+[[teams]]
+name = "t"
+[[teams.agents]]
+name = "a"
+[[teams.agents]]
+name = "gone"
+""")
+    assert run_squad("-L", socket, "up", str(layout)).returncode == 0
+    added = run_squad("-L", socket, "add", "web/dev", "--command", "sleep 600", "--worktree",
+                      "--tag", "css", "--tag", "html", "--role", "Frontend")
+    assert added.returncode == 0, added.stderr
+    assert run_squad("-L", socket, "remove", "t/gone", "--grace", "1").returncode == 0
+    before = {t: {k: r[k] for k in ("role", "branch", "tags", "worktree")}
+              for t, r in ls(socket).items()}
+    recorded = load_saved_layout("rs")
+    frozen = tmp_path / "frozen.toml"
+    froze = run_squad("-L", socket, "freeze", "-o", str(frozen))
+    assert froze.returncode == 0, froze.stderr
+    assert "gone" not in frozen.read_text() and "web" in frozen.read_text()
+    assert run_squad("-L", socket, "down", "--grace", "1").returncode == 0
+    again = run_squad("-L", socket, "up", str(frozen))
+    assert again.returncode == 0, again.stderr
+    after = {t: {k: r[k] for k in ("role", "branch", "tags", "worktree")}
+             for t, r in ls(socket).items()}
+    assert after == before and set(after) == {"t/a", "web/dev"}
+    assert [(a.target, a.command) for a in load_saved_layout("rs").agents()] == \
+        [(a.target, a.command) for a in recorded.agents()]
