@@ -1,22 +1,37 @@
-"""UI responsiveness with 50 agents: how long from a keypress to its effect.
+"""The UI's responsiveness and cost, in process and in a real terminal.
 
-Keys are sent the way the terminal driver sends them, while snapshots of 50 agents arrive
-from a thread (like the supervisor's worker) and the selected agent's 1000 lines of
-output are re-sent every 150 ms (like the capture worker). The latency is the time from
-sending the key to the tree's cursor having moved (the action ran); it includes waiting
-behind whatever the event loop was doing.
+In process (frozen data, no squad): how long from a keypress to its effect while snapshots
+of ``--agents`` agents arrive from a thread and the selected agent's 1000 lines of output
+are re-sent every 150 ms (the keypress latency is the time from sending the key to the
+tree's cursor having moved; it includes waiting behind whatever the event loop was doing).
+``--live`` runs the real app on a real squad of demo agents in process and also measures
+how soon text sent to an agent shows in the output panel.
 
-Frozen data by default; ``--live`` runs the real app on a real squad of 50 demo agents on
-a private tmux socket (supervisor tick, captures and all), then removes it, and also
-measures how soon text an agent received shows in the output panel.
+``--terminal`` measures what issue 10 asks of the UI, from outside, with the real ``squad``
+command running in a real terminal (a pane of a tmux server of this benchmark's own, read
+with ``capture-pane`` over a control connection), on a real squad on a private socket;
+each figure for this checkout ("new") and, in the same run, for the UI of ``--baseline``
+(default: the polling UI, the commit before streaming; extracted with ``git archive``):
+
+  (a) print -> screen: a line written to an agent's terminal (what the agent printing it
+      does) until it is on the UI's screen; p50/p95 with 10 and with 100 agents.
+  (b) pause key -> stopped: ``p`` reaching the UI's terminal until every process of the
+      selected agent's tree is stopped (/proc), with 100 agents of which 50 print a line
+      every 100 ms (the selected one among them); p95. ``r`` resumes between samples.
+  (c) CPU of the UI process (its threads and the tmux processes it forked and reaped) over
+      ``--seconds`` (default 60) with 10/50/100/200 idle demo agents and with 50 agents
+      printing every 100 ms, the agents' tmux server's CPU meanwhile, and the UI's RSS.
 
 Run: python bench/bench_ui.py [--agents 50] [--presses 200] [--live]
+     python bench/bench_ui.py --terminal [--seconds 60] [--sizes 10,50,100,200]
+                              [--baseline REV | --no-baseline] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import shutil
@@ -178,11 +193,373 @@ async def live_latencies(agents: int, presses: int, size: tuple[int, int] = (160
         shutil.rmtree(home, ignore_errors=True)
 
 
+# -- in a real terminal ---------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+BASELINE = "59a56c8"  # the polling UI: the house split, behaviour as before streaming
+PRINTER = ("import itertools, sys, time\n"
+           "for i in itertools.count():\n"
+           "    print(f'working: step {i} of the plan, reading files', flush=True)\n"
+           "    time.sleep(0.1)\n")
+
+
+def pct(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``values``, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def proc_stat(pid: int) -> tuple[float, float, int]:
+    """(CPU seconds of the process, CPU seconds of its reaped children, RSS bytes)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    own = (int(fields[11]) + int(fields[12])) / TICK
+    kids = (int(fields[13]) + int(fields[14])) / TICK
+    return own, kids, int(fields[21]) * PAGE
+
+
+def tree_states(root: int) -> list[str]:
+    """/proc states of every process below ``root`` (the agent's tree under its wrapper)."""
+    from squad import procs
+
+    table = procs.scan()
+    out = []
+    for pid in table.tree(root):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                out.append(f.read().rsplit(b")", 1)[1].split()[0].decode())
+        except OSError:
+            pass
+    return out
+
+
+class Terminal:
+    """A terminal of the benchmark's own: one pane of a private tmux server, read with
+    ``capture-pane`` over a control connection and typed into with ``send-keys``."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], size: tuple[int, int]) -> None:
+        from squad.tmux import Tmux
+        from squad.tmux_control import TmuxControl
+
+        self.socket = f"squad-bench-term-{uuid.uuid4().hex[:6]}"
+        self.tmux = Tmux(self.socket)
+        # Started in an empty directory: `python -m` puts the current directory first on
+        # sys.path, and the checkout's squad must not shadow the code under test.
+        self.cwd = tempfile.mkdtemp(prefix="squad-bench-cwd-")
+        args = ["new-session", "-d", "-s", "term", "-c", self.cwd, "-x", str(size[0]),
+                "-y", str(size[1])]
+        for key, value in env.items():
+            args += ["-e", f"{key}={value}"]
+        clean = dict(os.environ)
+        clean.pop("TMUX", None)
+        import subprocess
+
+        subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", *args, "--", *argv],
+                       check=True, env=clean)
+        pane = self.tmux.panes()[0]
+        self.pane = pane.pane_id
+        self.pid = pane.pid
+        self.control = TmuxControl(self.socket, ["term"], stream_all=False)
+        self.control.open(wait=5.0)
+
+    def screen(self) -> str:
+        return self.control.capture([self.pane]).get(self.pane, "")
+
+    def keys(self, *keys: str) -> None:
+        self.control.run(["send-keys", "-t", self.pane, *keys])
+
+    def wait(self, check, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"timed out after {timeout:g}s waiting for {what}; the "
+                                 f"terminal shows:\n{self.screen()}")
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.control.close()
+        self.tmux.kill_server()
+        shutil.rmtree(self.cwd, ignore_errors=True)
+
+
+class Squad:
+    """A squad on a private socket: ``printers`` agents printing a line every 100 ms first,
+    then idle demo agents, in teams of ten."""
+
+    def __init__(self, home: Path, idle: int, printers: int = 0) -> None:
+        from squad import control, layout
+        from squad.live import Live
+        from squad.tmux import Tmux
+
+        self.socket = f"squad-bench-ui-{uuid.uuid4().hex[:6]}"
+        self.tmux = Tmux(self.socket)
+        demo = json.dumps([sys.executable, "-m", "squad.demo_agent", "--work", "1",
+                           "--ask", "0"])
+        printer = json.dumps([sys.executable, "-c", PRINTER])
+        lines = ['name = "bench"', "[defaults]", f"command = {demo}", "worktree = false",
+                 "grace = 1.0"]
+        total = idle + printers
+        for t in range((total + 9) // 10):
+            lines += ["[[teams]]", f'name = "team{t:02d}"']
+            for a in range(t * 10, min(total, t * 10 + 10)):
+                lines += ["[[teams.agents]]", f'name = "a{a:03d}"']
+                if a < printers:
+                    lines.append(f"command = {printer}")
+        path = home / f"bench-{self.socket}.toml"
+        path.write_text("\n".join(lines) + "\n")
+        squad = layout.load(path)
+        control.up(squad, self.tmux)
+        self.live = Live.open(self.tmux, squad.name)
+        self.server_pid = int(self.tmux.run(["display-message", "-p", "#{pid}"]).strip())
+        first = squad.agents()[0]
+        self.first = first.target
+        deadline = time.monotonic() + 60
+        while True:
+            self.live.refresh()
+            pane = self.live.panes.get(self.first)
+            if pane is not None and pane.pid and tree_states(pane.pid):
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit("the squad's first agent did not start")
+            time.sleep(0.1)
+        self.first_pane = pane
+
+    def tty(self) -> str:
+        return self.tmux.run(["display-message", "-p", "-t", self.first_pane.pane_id,
+                              "#{pane_tty}"]).strip()
+
+    def close(self) -> None:
+        from squad import procs
+
+        procs.terminate_trees([p.pid for p in self.tmux.panes() if p.pid], grace=2.0)
+        self.tmux.kill_server()
+
+
+def ui_env(code: Path, home: Path) -> dict[str, str]:
+    return {"PYTHONPATH": str(code), "SQUAD_HOME": str(home), "SQUAD_NOTIFY": "0",
+            "TERM": "xterm-256color", "HOME": os.environ.get("HOME", str(home))}
+
+
+class UI:
+    """The real ``squad`` command on a squad, in a terminal of its own."""
+
+    def __init__(self, squad: Squad, code: Path, home: Path, size=(160, 50)) -> None:
+        self.term = Terminal([sys.executable, "-m", "squad", "-L", squad.socket],
+                             ui_env(code, home), size)
+        self.pid = self.term.pid
+        self.term.wait(lambda: "Agents" in (s := self.term.screen()) and "team00" in s, 60,
+                       "the UI")
+
+    def close(self) -> None:
+        try:
+            self.term.keys("q")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and os.path.exists(f"/proc/{self.pid}"):
+                try:
+                    with open(f"/proc/{self.pid}/stat", "rb") as f:
+                        if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                            break
+                except OSError:
+                    break
+                time.sleep(0.05)
+        finally:
+            self.term.close()
+
+
+def print_latency(ui: UI, squad: Squad, samples: int) -> list[float]:
+    """(a): seconds from a line written to the first agent's terminal to the line on the
+    UI's screen."""
+    rng = random.Random(3)
+    run = uuid.uuid4().hex[:6]  # the agent's screen still shows the markers of other runs
+    fd = os.open(squad.tty(), os.O_WRONLY | os.O_NOCTTY)
+    out = []
+    try:
+        for i in range(samples):
+            mark = f"MARK{run}x{i:04d}"
+            assert mark not in ui.term.screen()
+            t0 = time.perf_counter()
+            os.write(fd, f"{mark}\r\n".encode())
+            deadline = t0 + 10
+            while mark not in ui.term.screen():
+                if time.perf_counter() > deadline:
+                    raise SystemExit(f"{mark} did not show within 10 s")
+                time.sleep(0.001)
+            out.append(time.perf_counter() - t0)
+            time.sleep(rng.uniform(0.15, 0.45))  # land at every phase of ticks and polls
+    finally:
+        os.close(fd)
+    return out
+
+
+def pause_latency(ui: UI, squad: Squad, samples: int) -> list[float]:
+    """(b): seconds from ``p`` sent to the UI's terminal to every process of the selected
+    agent's tree stopped; ``r`` resumes it before the next sample."""
+    root = squad.first_pane.pid
+    rng = random.Random(4)
+    out = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        ui.term.keys("p")
+        deadline = t0 + 10
+        while not (states := tree_states(root)) or any(s != "T" for s in states):
+            if time.perf_counter() > deadline:
+                raise SystemExit("the pause did not take effect within 10 s")
+            time.sleep(0.0005)
+        out.append(time.perf_counter() - t0)
+        time.sleep(0.2)
+        ui.term.keys("r")
+        deadline = time.monotonic() + 10
+        while any(s == "T" for s in tree_states(root)):
+            if time.monotonic() > deadline:
+                raise SystemExit("the resume did not take effect within 10 s")
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.2, 0.5))
+    return out
+
+
+def cpu_usage(ui: UI, squad: Squad, seconds: float) -> tuple[float, float, int]:
+    """(c): % of one core used by the UI (itself and its reaped children) and by the
+    agents' tmux server over ``seconds``, and the UI's RSS at the end."""
+    own0, kids0, _ = proc_stat(ui.pid)
+    server0, _, _ = proc_stat(squad.server_pid)
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    wall = time.monotonic() - t0
+    own1, kids1, rss = proc_stat(ui.pid)
+    server1, _, _ = proc_stat(squad.server_pid)
+    return (100 * ((own1 - own0) + (kids1 - kids0)) / wall, 100 * (server1 - server0) / wall,
+            rss)
+
+
+def baseline_code(rev: str, into: Path) -> Path:
+    """The squad package as it was at ``rev``, extracted (nothing in the work tree moves)."""
+    import subprocess
+
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "squad"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def terminal_suite(args: argparse.Namespace) -> None:
+    home = Path(tempfile.mkdtemp(prefix="squad-bench-ui-"))
+    os.environ["SQUAD_HOME"] = str(home)
+    os.environ["SQUAD_NOTIFY"] = "0"
+    modes: dict[str, Path] = {"new": ROOT}
+    if not args.no_baseline:
+        modes = {"baseline": baseline_code(args.baseline, Path(tempfile.mkdtemp(
+            prefix="squad-bench-base-"))), "new": ROOT}
+    sizes = [int(x) for x in args.sizes.split(",")]
+    samples = 12 if args.quick else 40
+    seconds = min(args.seconds, 10.0) if args.quick else args.seconds
+    settle = 5.0 if args.quick else 10.0
+    results: dict[str, dict[str, object]] = {m: {} for m in modes}
+    print(f"UI in a real terminal (160x50), {os.cpu_count()} cores, load "
+          f"{os.getloadavg()[0]:.2f}; modes: " + ", ".join(
+              f"{m} = {'this checkout' if m == 'new' else args.baseline}" for m in modes),
+          flush=True)
+    try:
+        for n in (10, 100):  # (a)
+            squad = Squad(home, idle=n)
+            try:
+                for mode, code in modes.items():
+                    ui = UI(squad, code, home)
+                    try:
+                        ui.term.wait(lambda u=ui: "demo>" in u.term.screen(), 30,
+                                     "the first agent's prompt")
+                        time.sleep(2.0)
+                        lat = print_latency(ui, squad, samples)
+                    finally:
+                        ui.close()
+                    results[mode][f"a{n}"] = lat
+                    print(f"  (a) {mode:8} {n:3} agents: print -> screen p50 "
+                          f"{pct(lat, 50) * 1000:6.1f} ms, p95 {pct(lat, 95) * 1000:6.1f} ms",
+                          flush=True)
+            finally:
+                squad.close()
+        squad = Squad(home, idle=50, printers=50)  # (b)
+        try:
+            for mode, code in modes.items():
+                ui = UI(squad, code, home)
+                try:
+                    time.sleep(3.0)
+                    lat = pause_latency(ui, squad, samples)
+                finally:
+                    ui.close()
+                results[mode]["b"] = lat
+                print(f"  (b) {mode:8} 100 agents, 50 printing: pause key -> stopped p50 "
+                      f"{pct(lat, 50) * 1000:6.1f} ms, p95 {pct(lat, 95) * 1000:6.1f} ms",
+                      flush=True)
+        finally:
+            squad.close()
+        configs = [(f"{n} idle", n, 0) for n in sizes] + [("50 printing", 0, 50)]
+        for label, idle, printers in configs:  # (c)
+            squad = Squad(home, idle=idle, printers=printers)
+            try:
+                for mode, code in modes.items():
+                    ui = UI(squad, code, home)
+                    try:
+                        time.sleep(settle)
+                        cpu, server, rss = cpu_usage(ui, squad, seconds)
+                    finally:
+                        ui.close()
+                    results[mode][f"c {label}"] = (cpu, server, rss)
+                    print(f"  (c) {mode:8} {label:12}: UI {cpu:5.2f}% of a core, tmux server "
+                          f"{server:5.2f}%, UI RSS {rss / 2**20:5.1f} MB over {seconds:g} s",
+                          flush=True)
+            finally:
+                squad.close()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    summary(results, modes)
+
+
+def summary(results: dict[str, dict[str, object]], modes: dict[str, Path]) -> None:
+    new = results["new"]
+    base = results.get("baseline")
+
+    def ratio(b: float, n: float) -> str:
+        return f"{b / n:6.1f}x" if n > 0 else "     -"
+
+    print("\nfigure                                  " + (
+        "baseline        new      baseline/new" if base else "new"))
+    for n in (10, 100):
+        for q in (50, 95):
+            nv = pct(new[f"a{n}"], q) * 1000
+            line = f"(a) print->screen {n:3} agents p{q:<2}      "
+            if base:
+                bv = pct(base[f"a{n}"], q) * 1000
+                line += f"{bv:8.1f} ms {nv:8.1f} ms   {ratio(bv, nv)}"
+            else:
+                line += f"{nv:8.1f} ms"
+            print(line)
+    for q in (50, 95):
+        nv = pct(new["b"], q) * 1000
+        line = f"(b) pause key->stopped, 100/50 p{q:<2}   "
+        if base:
+            bv = pct(base["b"], q) * 1000
+            line += f"{bv:8.1f} ms {nv:8.1f} ms   {ratio(bv, nv)}"
+        else:
+            line += f"{nv:8.1f} ms"
+        print(line)
+    for key in [k for k in new if k.startswith("c ")]:
+        cpu, server, rss = new[key]
+        label = f"(c) {key[2:]:12} UI CPU / RSS      "
+        if base:
+            bcpu, bserver, brss = base[key]
+            print(f"{label}{bcpu:7.2f} %  {cpu:7.2f} %    {ratio(bcpu, cpu)}   "
+                  f"RSS {brss / 2**20:.0f} -> {rss / 2**20:.0f} MB; tmux server "
+                  f"{bserver:.2f}% -> {server:.2f}%")
+        else:
+            print(f"{label}{cpu:7.2f} %   RSS {rss / 2**20:.0f} MB; tmux server {server:.2f}%")
+
+
 def report(name: str, latencies: list[float], what: str = "keypresses") -> None:
     ms = sorted(x * 1000 for x in latencies)
-    p95 = ms[min(len(ms) - 1, int(round(0.95 * len(ms))) - 1)]
     print(f"{name}: {len(ms)} {what}, median {statistics.median(ms):.1f} ms, "
-          f"p95 {p95:.1f} ms, max {ms[-1]:.1f} ms")
+          f"p95 {pct(ms, 95):.1f} ms, max {ms[-1]:.1f} ms")
 
 
 def main() -> None:
@@ -190,7 +567,17 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--presses", type=int, default=200)
     parser.add_argument("--live", action="store_true", help="a real squad of demo agents")
+    parser.add_argument("--terminal", action="store_true",
+                        help="issue 10's figures from outside, in a real terminal")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--sizes", default="10,50,100,200")
+    parser.add_argument("--baseline", default=BASELINE)
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="fewer samples, 10 s windows")
     args = parser.parse_args()
+    if args.terminal:
+        terminal_suite(args)
+        return
     report(f"frozen data, {args.agents} agents, snapshot every 1 s",
            asyncio.run(key_latencies(args.agents, args.presses, 1.0)))
     report(f"frozen data, {args.agents} agents, snapshot every 100 ms",

@@ -69,12 +69,17 @@ role = "QA"
 """
 
 
-@pytest.fixture
-def live(socket: str, tmp_path: Path) -> Live:
-    squad = layout.load(write_layout(tmp_path / "ui.toml", layout_text()))
+def up_live(socket: str, tmp_path: Path, text: str | None = None) -> Live:
+    """The three-agent demo squad (or the layout ``text``) up on the test's socket."""
+    squad = layout.load(write_layout(tmp_path / "ui.toml", text or layout_text()))
     tmux = Tmux(socket)
     control.up(squad, tmux)
     return Live.open(tmux, squad.name)
+
+
+@pytest.fixture
+def live(socket: str, tmp_path: Path) -> Live:
+    return up_live(socket, tmp_path)
 
 
 async def until(pilot, check: Callable[[], object], timeout: float = 10.0,

@@ -35,6 +35,11 @@ else:
     Base = object
 
 
+QUICK = frozenset({"pause", "resume"})
+"""Actions that hold other work back while they run (see :meth:`AgentActions.run_control`)."""
+QUICK_HOLD = 0.3  # seconds at most
+
+
 class AgentActions(Base):
     """The app's actions on agents, teams and the squad."""
 
@@ -119,10 +124,18 @@ class AgentActions(Base):
             "The agent is stopped (its work in progress is lost) and started again with "
             "the command, directory and environment of the layout.", "Restart"), answered)
 
+    def run_control(self, verb: str, target: str) -> None:
+        """Run ``squad.control.<verb>`` on a target in a thread; the outcomes come back as
+        an :class:`ActionsDone`. Pausing and resuming should feel instant even while the
+        squad floods the screen, so output captures and the supervisor tick hold back
+        until they are done (a fraction of a second at most)."""
+        if verb in QUICK:
+            self.hold_refreshes(QUICK_HOLD)
+        self._control_worker(verb, target)
+
     @thread_worker("actions", "{0} {1}", lambda error, verb, target: ActionsDone(
         verb, error=error))
-    def run_control(self, verb: str, target: str) -> None:
-        """Run ``squad.control.<verb>`` on a target in a thread; post the outcomes."""
+    def _control_worker(self, verb: str, target: str) -> None:
         live = self.live
         assert live is not None
         agents = live.resolve(target)
@@ -130,6 +143,7 @@ class AgentActions(Base):
         self.post_message(ActionsDone(verb, outcomes))
 
     def on_actions_done(self, message: ActionsDone) -> None:
+        self.release_refreshes()
         title = message.action.capitalize()
         if message.error:
             self.notify(message.error, title=f"{title} failed", severity="error",

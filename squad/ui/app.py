@@ -240,6 +240,19 @@ class SquadApp(AgentActions, App[None]):
         if self.ticks is not None:
             self.ticks.poll.now()
 
+    def hold_refreshes(self, seconds: float) -> None:
+        """Start no capture and no tick for ``seconds`` (an action that must be quick)."""
+        if self.stream is not None:
+            self.stream.hold(seconds)
+        if self.ticks is not None:
+            self.ticks.poll.hold(seconds)
+
+    def release_refreshes(self) -> None:
+        if self.stream is not None:
+            self.stream.release()
+        if self.ticks is not None:
+            self.ticks.poll.release()
+
     def refresh_all(self) -> None:
         """After an action: everything shown is read again at once."""
         self.ticks_now()
@@ -352,7 +365,7 @@ class SquadApp(AgentActions, App[None]):
             if row.role:
                 title.append(f" · {row.role}")
             title.append(" · ")
-            title.append_text(status_text(row, now))
+            title.append_text(status_text(row))  # no age: it would repaint the view each second
         elif self.selected:
             title.append(f"team {self.selected}", style="bold")
         else:

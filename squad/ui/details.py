@@ -42,7 +42,7 @@ class AgentDetails(Vertical):
         if not rows:
             facts.append(f"{target}: not shown" if target else "no agent selected",
                          style="dim italic")
-            update(self.query_one("#facts", Static), facts)
+            update(self.query_one("#facts", Static), facts, layout=False)
             for gid in ("#agent-cpu", "#agent-mem"):
                 self.query_one(gid, Gauge).update(0, "-")
             self.query_one("#cpu-spark", Sparkline).data = []
@@ -82,7 +82,7 @@ class AgentDetails(Vertical):
             for row in rows:
                 facts.append_text(status_text(row))
                 facts.append(f" {row.agent}  ")
-        update(self.query_one("#facts", Static), facts)
+        update(self.query_one("#facts", Static), facts, layout=False)
         cpu = sum(r.cpu for r in rows)
         rss = sum(r.rss for r in rows)
         self.query_one("#agent-cpu", Gauge).update(cpu / 100, f"{cpu:.1f}%")

@@ -9,6 +9,7 @@ slow one never stacks up. The output of the agents on screen is not polled: it s
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -46,6 +47,7 @@ class Poll:
         self.busy = False
         self.again = False
         self.timer: Timer | None = None
+        self.held_until = 0.0
 
     def now(self) -> None:
         if not self.enabled:
@@ -56,8 +58,20 @@ class Poll:
         if self.busy:
             self.again = True
             return
+        wait = self.held_until - time.monotonic()
+        if wait > 0:
+            self.timer = self.app.set_timer(wait, self.now, name="poll-held")
+            return
         self.busy = True
         self.start()
+
+    def hold(self, seconds: float) -> None:
+        """Start no run for ``seconds`` (a key's action runs: it gets the CPU first)."""
+        self.held_until = time.monotonic() + seconds
+
+    def release(self) -> None:
+        """End a hold early."""
+        self.held_until = 0.0
 
     def done(self, schedule: bool = True) -> None:
         self.busy = False

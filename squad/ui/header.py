@@ -40,7 +40,7 @@ class SquadHeader(Horizontal):
             title.append(f" · {note}", style="italic")
         if link and not problem:
             title.append(f" · polling: {link}", style="yellow")
-        update(self.query_one("#title", Static), title)
+        update(self.query_one("#title", Static), title, layout=False)
         self.query_one("#sys-cpu", Gauge).update(snap.cpu / 100, f"{snap.cpu:.0f}%")
         self.query_one("#sys-mem", Gauge).update(snap.mem / 100, f"{snap.mem:.0f}%")
         counts: dict[str, int] = {}

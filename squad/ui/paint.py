@@ -41,10 +41,12 @@ def set_subtitle(widget: Widget, subtitle: Text | str) -> bool:
     return True
 
 
-def update(static: Static, content: Text | str) -> bool:
-    """``static.update(content)`` unless it shows that already; True when it changed."""
+def update(static: Static, content: Text | str, *, layout: bool = True) -> bool:
+    """``static.update(content)`` unless it shows that already; True when it changed.
+    ``layout=False`` for a widget of fixed size: a layout repaints every container on
+    screen, a repaint only this widget."""
     if same(getattr(static, _CONTENT, None), content):
         return False
     setattr(static, _CONTENT, content)
-    static.update(content)
+    static.update(content, layout=layout)
     return True

@@ -84,6 +84,8 @@ class OutputFeed(Feed):
         found nothing new: what tests and the benchmark look at."""
         # The event loop's scheduling state.
         self.busy = False
+        self.held_until = 0.0
+        """No capture starts before this ``time.monotonic()`` (a key's action runs)."""
         self._again = False
         self._forced = False
         self._last_start = 0.0
@@ -140,12 +142,21 @@ class OutputFeed(Feed):
         if self.busy:
             self._again = True
             return
-        wait = self._last_start + self._min_gap() - time.monotonic()
-        if wait > 0 and not now:
+        clock = time.monotonic()
+        wait = max(self._last_start + self._min_gap() - clock, self.held_until - clock)
+        if wait > 0 and (not now or self.held_until > clock):
             if self._timer is None:
                 self._timer = self.app.set_timer(wait, self._delayed, name="output-rate")
             return
         self._start()
+
+    def hold(self, seconds: float) -> None:
+        """Start no capture for ``seconds``: a key's action runs and gets the CPU first."""
+        self.held_until = time.monotonic() + seconds
+
+    def release(self) -> None:
+        """End a hold early (the action is done)."""
+        self.held_until = 0.0
 
     def _min_gap(self) -> float:
         """Seconds between the starts of two captures: a long scrollback (the user reads
