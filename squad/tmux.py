@@ -1,6 +1,6 @@
 """The one place squad talks to tmux: batched commands on squad's own server (its socket).
 
-Every tmux invocation forks a process (2-4 ms of CPU each, see DESIGN.md section 5), so this
+Every tmux invocation forks a process (2-4 ms of CPU each, measured), so this
 module sends many commands per invocation: a list of commands becomes one ``tmux`` call with
 ``;`` separators. Arguments are escaped so that nothing a user wrote (a command ending in ``;``,
 a path with ``#``) is read by tmux as syntax. Agent text is delivered through a paste buffer

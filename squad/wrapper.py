@@ -1,6 +1,6 @@
 """The thin process each agent window runs: it starts the agent as its child and never stops.
 
-tmux sends SIGCONT to a pane's own process whenever that process stops (DESIGN.md section 5),
+tmux sends SIGCONT to a pane's own process whenever that process stops (checked: within a millisecond),
 so the pane runs this wrapper and the agent is its child; pausing stops the agent's tree below
 the wrapper and tmux never interferes. The wrapper:
 
