@@ -1,8 +1,8 @@
 """The thin process each agent window runs: it starts the agent as its child and never stops.
 
-tmux sends SIGCONT to a pane's own process whenever that process stops (checked: within a millisecond),
-so the pane runs this wrapper and the agent is its child; pausing stops the agent's tree below
-the wrapper and tmux never interferes. The wrapper:
+tmux sends SIGCONT to a pane's own process whenever that process stops (within a millisecond,
+as checked), so the pane runs this wrapper and the agent is its child; pausing stops the
+agent's tree below the wrapper and tmux never interferes. The wrapper:
 
 - is a child subreaper (Linux), so processes the agent double-forks stay in its tree;
 - ignores the terminal's job-control signals itself, while the agent gets default handling;
