@@ -1,11 +1,16 @@
 """The agent tree: teams (tmux sessions) and their agents (windows), one line each.
 
-Every snapshot relabels the lines in place; the tree is rebuilt only when the set of
-visible agents changes (a filter, an agent added), and the cursor stays on the same agent.
-Node data is the target: ``team`` for a team line, ``team/agent`` for an agent line.
+Every snapshot relabels the lines whose text changed, in place; the tree is rebuilt only
+when the set of visible agents changes (a filter, an agent added), and the cursor stays on
+the same agent. Node data is the target: ``team`` for a team line, ``team/agent`` for an
+agent line. A worktree agent's line says what its worktree changed (``±3 ↑2``: files,
+commits ahead of its base), and its memory turns yellow past its ``memory_warn_mb`` and red
+past its ``memory_limit_mb``.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import events
@@ -13,7 +18,10 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from squad.snapshot import AgentRow, Snapshot
-from squad.ui.render import Columns, agent_label, matches, team_label
+from squad.ui.render import Columns, agent_label, matches, memory_level, team_label
+
+if TYPE_CHECKING:
+    from squad.review import DiffSummary
 
 
 class AgentTree(Tree[str]):
@@ -26,6 +34,10 @@ class AgentTree(Tree[str]):
         self.auto_expand = False
         self.filter = ""
         self.snapshot: Snapshot | None = None
+        self.limits: dict[str, tuple[int | None, int | None]] = {}
+        """target -> (memory_warn_mb, memory_limit_mb) from the layout."""
+        self.summaries: dict[str, DiffSummary | None] = {}
+        """target -> what its worktree changed (worktree agents only)."""
         self._structure: tuple[tuple[str, tuple[str, ...]], ...] = ()
         self._by_target: dict[str, TreeNode[str]] = {}
         self._labels: dict[str, Text] = {}
@@ -44,12 +56,18 @@ class AgentTree(Tree[str]):
             return rows
         return [r for r in rows if matches(r, self.filter)]
 
-    def show(self, snap: Snapshot | None = None, *, filter: str | None = None) -> None:
+    def show(self, snap: Snapshot | None = None, *, filter: str | None = None,
+             limits: dict[str, tuple[int | None, int | None]] | None = None,
+             summaries: dict[str, DiffSummary | None] | None = None) -> None:
         """Show a snapshot (or the last one again) with the current filter."""
         if snap is not None:
             self.snapshot = snap
         if filter is not None:
             self.filter = filter
+        if limits is not None:
+            self.limits = limits
+        if summaries is not None:
+            self.summaries = summaries
         rows = self.visible_rows()
         teams: dict[str, list[AgentRow]] = {}
         for row in rows:
@@ -61,7 +79,10 @@ class AgentTree(Tree[str]):
         for team, team_rows in teams.items():
             labels[team] = team_label(team, team_rows)
             for row in team_rows:
-                labels[row.target] = agent_label(row, cols)
+                warn, limit = self.limits.get(row.target, (None, None))
+                labels[row.target] = agent_label(row, cols,
+                                                 memory=memory_level(row.rss, warn, limit),
+                                                 summary=self.summaries.get(row.target))
         if structure != self._structure:
             self._rebuild(structure, labels)
         else:

@@ -25,7 +25,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Tree
+from textual.widgets import Input, Tree
 
 from squad import control
 from squad.live import Live
@@ -33,11 +33,13 @@ from squad.snapshot import AgentRow, Snapshot
 from squad.style import ATTENTION
 from squad.ui.actions import AgentActions
 from squad.ui.agents import AgentTree
-from squad.ui.commands import AgentCommands
+from squad.ui.commands import AGENT_ACTION_NAMES, AgentCommands
 from squad.ui.details import AgentDetails
 from squad.ui.dialogs import HelpScreen
+from squad.ui.diffview import Rendered
 from squad.ui.feeds import EventFeed, TaskFeed, TickFeed
-from squad.ui.header import SquadHeader
+from squad.ui.header import SquadHeader, pressure_note
+from squad.ui.keybar import KeyBar
 from squad.ui.messages import (
     EventsReady,
     GridReady,
@@ -50,12 +52,10 @@ from squad.ui.messages import (
 )
 from squad.ui.output import OutputGrid, OutputView, Tile
 from squad.ui.paint import set_title
-from squad.ui.panels import EventsPanel, TaskPanel
+from squad.ui.panels import EventsPanel, PolicyPanel, TaskPanel
 from squad.ui.render import STATUS_WORD, AnsiLines, status_text, trim_screen
 from squad.ui.stream import SAFETY, OutputFeed
 from squad.ui.task_queue import QueueTasks, StaticTasks, TaskProvider
-
-TEAM = Binding.Group("Team")
 
 
 class SquadApp(AgentActions, App[None]):
@@ -67,37 +67,60 @@ class SquadApp(AgentActions, App[None]):
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
         (0, "-narrow"), (100, "-normal"), (160, "-wide"),
     ]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (24, "-tall")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", key_display="?",
                 tooltip="Every key, what the glyphs mean"),
         Binding("p", "pause", "Pause", tooltip="Pause the selected agent (SIGSTOP its tree)"),
         Binding("r", "resume", "Resume", tooltip="Resume the selected agent"),
         Binding("s", "stop", "Stop", tooltip="Stop the selected agent (asks first)"),
-        Binding("R", "restart", "Restart", tooltip="Restart the selected agent (asks first)"),
+        Binding("R", "restart", "Restart",
+                tooltip="Restart the selected agent (asks first); with no window: squad up"),
+        Binding("h", "hibernate", "Hibernate",
+                tooltip="Hibernate: stop its tree to free memory, keep its conversation"),
+        Binding("w", "wake", "Wake", tooltip="Wake a hibernated agent in its conversation"),
         Binding("a", "attach", "Attach",
                 tooltip="Attach the terminal to the agent's window (detach: C-b d)"),
-        Binding("i", "send_input", "Input", tooltip="Send a line of input to the agent"),
+        Binding("i", "send_input", "Input",
+                tooltip="Send the agent a line of text, or keys (Escape, C-c, Up, Enter)"),
         Binding("d", "dispatch", "Dispatch", tooltip="Dispatch a task (a form)"),
+        Binding("D", "diff", "Diff",
+                tooltip="What the agent's worktree changed; merge it, send feedback"),
         Binding("g", "toggle_grid", "Grid", tooltip="Several agents' output side by side"),
-        Binding("t", "toggle_tasks", "Tasks", tooltip="Show or hide the task panel"),
+        Binding("t", "toggle_tasks", "Tasks",
+                tooltip="Show or hide the task panel (c cancels, r retries, + raises)"),
         Binding("e", "toggle_events", "Events", tooltip="Show or hide the events panel"),
+        Binding("o", "toggle_policy", "Policy",
+                tooltip="Resource policy: pressure now, limits, what the governor did"),
         Binding("slash", "filter", "Filter", key_display="/",
                 tooltip="Filter agents by name, role, status, task or tag"),
-        Binding("P", "pause_team", "Pause team", group=TEAM,
+        Binding("A", "add_agent", "Add", tooltip="Add an agent to the running squad (a form)"),
+        Binding("X", "remove_agent", "Remove",
+                tooltip="Remove the selected agent from the squad (asks first)"),
+        Binding("P", "pause_team", "Pause team",
                 tooltip="Pause every agent of the selected agent's team"),
-        Binding("U", "resume_team", "Resume team", group=TEAM,
+        Binding("U", "resume_team", "Resume team",
                 tooltip="Resume every agent of the selected agent's team"),
         Binding("q", "quit", "Quit", tooltip="Quit; the agents keep running"),
         Binding("Q", "quit_and_stop", "Quit+stop",
                 tooltip="Stop every agent of the squad, then quit (asks first)"),
         Binding("escape", "back", "Back", show=False),
     ]
+    FOOTER_RANKS: ClassVar[list[str]] = [
+        "help", "quit", "pause", "resume", "attach", "send_input", "dispatch", "stop",
+        "restart", "quit_and_stop", "diff", "toggle_tasks", "toggle_grid", "hibernate",
+        "wake", "toggle_events", "filter", "toggle_policy", "add_agent", "remove_agent",
+        "pause_team", "resume_team",
+    ]
+    """Which keys the footer keeps when they do not all fit, most important first."""
     EXTRA_KEYS: ClassVar[list[tuple[str, str]]] = [
-        ("↑ ↓ · click", "select a team or agent (team: p r s R act on the whole team)"),
+        ("↑ ↓ · click", "select a team or agent (team: p r s R h w act on the whole team)"),
         ("Tab", "move focus: agents, output, panels"),
         ("PgUp PgDn · wheel", "scroll the output (focus it with Tab)"),
         ("End", "follow new output again"),
-        ("Esc", "clear the filter, close the grid or the panels"),
+        ("c r +", "in the task panel: cancel, retry, raise the priority of the task"),
+        ("m f r n N", "in the diff view: merge, feedback, reload, next and previous file"),
+        ("Esc", "clear the filter, close the grid, the panels or the diff view"),
         ("ctrl+p", "command palette: every action, and each agent by name"),
         ("ctrl+q", "quit (same as q)"),
     ]
@@ -152,6 +175,12 @@ class SquadApp(AgentActions, App[None]):
             self.event_feed = EventFeed(self, live,
                                         lambda: bool(self.events_panel.display),
                                         EventsPanel.LIMIT)
+        self.policy: dict | None = None
+        """The governor's state as the last tick saw it (see TickFeed._policy)."""
+        self.summaries: dict = {}
+        """target -> what its worktree changed (DiffSummary or None)."""
+        self.diffs: dict[str, Rendered] = {}
+        """The diff view's last rendering per agent: it opens at once and refreshes."""
 
     # -- layout ------------------------------------------------------------------------
 
@@ -170,8 +199,10 @@ class SquadApp(AgentActions, App[None]):
                 with Vertical(id="drawer"):
                     yield TaskPanel(id="tasks")
                     yield EventsPanel(id="events")
+                    yield PolicyPanel(id="policy")
                 yield AgentDetails(id="details")
-        yield Footer(compact=True)
+        ranks = {action: i for i, action in enumerate(self.FOOTER_RANKS)}
+        yield KeyBar(ranks, compact=True)
 
     def on_mount(self) -> None:
         # Kept once: handlers use them without a query (also while the app shuts down).
@@ -181,12 +212,14 @@ class SquadApp(AgentActions, App[None]):
         self.header_bar = self.query_one("#header", SquadHeader)
         self.task_panel = self.query_one("#tasks", TaskPanel)
         self.events_panel = self.query_one("#events", EventsPanel)
+        self.policy_panel = self.query_one("#policy", PolicyPanel)
         self.agent_tree = self.query_one("#agents", AgentTree)
         self.agent_tree.border_title = "Agents"
         self.output_view.border_title = "Output"
         self.grid_view.border_title = "Grid"
         self.task_panel.border_title = Text(f"Tasks · {self.tasks.name}")
         self.events_panel.border_title = "Events"
+        self.policy_panel.border_title = "Policy"
         self.details_view.border_title = "Details"
         for button in self.query("#buttons Button"):
             button.can_focus = False
@@ -280,7 +313,16 @@ class SquadApp(AgentActions, App[None]):
                 self.notify("the other supervisor stopped: this UI supervises the squad now",
                             title="supervising", markup=False)
         self.link = message.link
+        if message.policy is not None or self.observing:
+            self.policy = message.policy
+        if message.summaries is not None:
+            self.summaries = message.summaries
+        for line in message.failures[-3:]:
+            self.notify(line, title="notification failed", severity="warning", timeout=8,
+                        markup=False)
         self.apply_snapshot(message.snapshot, message.history)
+        if self.policy_panel.display:
+            self.policy_panel.show(self.policy)
         if self.ticks is not None:
             self.ticks.poll.done()
 
@@ -302,7 +344,7 @@ class SquadApp(AgentActions, App[None]):
         self.snapshot = snap
         self.history = history
         self._show_header()
-        self.tree.show(snap)
+        self.tree.show(snap, limits=self._memory_limits(), summaries=self.summaries)
         self._sync_selection()
         self._show_selected()
         if self.grid_view.display:
@@ -313,6 +355,13 @@ class SquadApp(AgentActions, App[None]):
                 self.notify(f"{row.target} {STATUS_WORD[row.status]}", title="attention",
                             severity="warning", markup=False)
 
+    def _memory_limits(self) -> dict[str, tuple[int | None, int | None]]:
+        """target -> (memory_warn_mb, memory_limit_mb): the tree colours memory past them."""
+        if self.live is None:
+            return {}
+        return {a.target: (a.memory_warn_mb, a.memory_limit_mb)
+                for a in self.live.squad.agents() if a.memory_warn_mb or a.memory_limit_mb}
+
     def _show_header(self) -> None:
         if self.snapshot is None:
             return
@@ -322,7 +371,8 @@ class SquadApp(AgentActions, App[None]):
             note = "observing: another supervisor dispatches"
         else:
             note = "supervising"
-        self.header_bar.show(self.snapshot, note, self.problem, self.link)
+        self.header_bar.show(self.snapshot, note, self.problem, self.link,
+                             pressure=pressure_note(self.policy))
 
     # -- selection -----------------------------------------------------------------------
 
@@ -500,7 +550,8 @@ class SquadApp(AgentActions, App[None]):
         drawer = self.query_one("#drawer")
         drawer.display = any(p.display for p in drawer.children)
         if panel.display:
-            panel.query_one("DataTable").focus()
+            tables = panel.query("DataTable")
+            (tables.first() if tables else panel).focus()
         else:
             self.tree.focus()
         return bool(panel.display)
@@ -518,6 +569,15 @@ class SquadApp(AgentActions, App[None]):
                 self.events_panel.show(self.frozen_events)
             else:
                 self.event_feed.poll.now()
+
+    def action_toggle_policy(self) -> None:
+        shown = self._toggle_panel("#policy")
+        if self.ticks is not None:
+            self.ticks.want_policy = shown
+            if shown:
+                self.ticks_now()
+        if shown:
+            self.policy_panel.show(self.policy)
 
     def on_tasks_ready(self, message: TasksReady) -> None:
         panel = self.task_panel
@@ -576,8 +636,10 @@ class SquadApp(AgentActions, App[None]):
         elif self.grid_view.display:
             self.action_toggle_grid()
         elif self.query_one("#drawer").display:
-            for panel_id in ("#tasks", "#events"):
+            for panel_id in ("#tasks", "#events", "#policy"):
                 self.query_one(panel_id).display = False
+            if self.ticks is not None:
+                self.ticks.want_policy = False
             self.query_one("#drawer").display = False
             self.tree.focus()
 
@@ -595,10 +657,15 @@ class SquadApp(AgentActions, App[None]):
         self.push_screen(HelpScreen(self.key_list()))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """Textual's own (theme, keys, screenshot; not its quit: ours says the agents keep
+        running), and every action that is not on one agent: those are listed per agent
+        by :class:`AgentCommands`, so that each shows once."""
+        for command in super().get_system_commands(screen):
+            if command.title != "Quit":
+                yield command
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
-            if not binding.show:
+            if not binding.show or binding.action in AGENT_ACTION_NAMES:
                 continue
             key = self.get_key_display(binding)
             yield SystemCommand(f"{binding.description} ({key})",

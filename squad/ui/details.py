@@ -15,7 +15,7 @@ from squad.ui.render import human_bytes, status_text
 
 BUTTONS = (
     ("pause", "Pause"), ("resume", "Resume"), ("stop", "Stop"), ("restart", "Restart"),
-    ("attach", "Attach"), ("send_input", "Input"), ("dispatch", "Dispatch"),
+    ("attach", "Attach"), ("send_input", "Input"), ("dispatch", "Dispatch"), ("diff", "Diff"),
 )
 
 

@@ -31,6 +31,18 @@ if TYPE_CHECKING:
 
 HISTORY_POINTS = 300  # samples per sparkline (about five minutes at one tick a second)
 RETRY_LOCK_TICKS = 15  # an observing UI tries to become the supervisor this often
+SUMMARY_AGE = 10.0  # seconds a worktree's change counts are trusted without running git
+
+
+def agent_limits(live: Live) -> list[dict]:
+    """Each agent's resource limits as the layout and `squad pin` set them."""
+    from squad import records
+
+    pinned = {t for t, r in records.read(live.squad.name).items() if r.pinned}
+    return [{"target": a.target, "priority": a.priority, "pinned": a.pinned or a.target in pinned,
+             "memory_warn_mb": a.memory_warn_mb, "memory_limit_mb": a.memory_limit_mb,
+             "on_memory_limit": a.on_memory_limit, "cpu_limit": a.cpu_limit}
+            for a in live.squad.agents()]
 
 
 class Poll:
@@ -135,6 +147,10 @@ class TickFeed(Feed):
         self._ticks = 0
         self._observing: str | None = None
         self._watched: list[str] = []
+        self._failed = 0  # notification failures already passed on
+        self.want_policy = False
+        """Set by the app while the policy panel shows: read the machine's pressure and
+        every agent's limits too."""
 
     def _watch_teams(self) -> None:
         """Observing: the supervisor does not tick, so keep the connection open and
@@ -168,8 +184,46 @@ class TickFeed(Feed):
         else:
             snap = sup.tick()
         hist = {t: list(h)[-HISTORY_POINTS:] for t, h in sup.observer.history.items()}
-        self.post_message(SnapshotReady(snap, hist, self._observing,
-                                        link_problem(self.live.tmux.control)))
+        self.post_message(SnapshotReady(
+            snap, hist, self._observing, link_problem(self.live.tmux.control),
+            policy=self._policy(), failures=self._failures(), summaries=self._summaries()))
+
+    def _policy(self) -> dict | None:
+        """What the governor does (this UI's, or the one another supervisor published),
+        with the pressure now and each agent's limits while the policy panel shows."""
+        if self._observing:
+            if not self.want_policy:
+                return None
+            from squad.snapshot import read_published_extra
+
+            state: dict = dict(read_published_extra(self.live.squad.name))
+        else:
+            state = self.supervisor.policies.describe()
+        if self.want_policy:
+            from squad.governor import read_pressure
+
+            state["pressure_now"] = read_pressure().to_json()
+            state["agents"] = agent_limits(self.live)
+            state["failures"] = list(self.supervisor.notifier.failures)
+        state["supervising"] = not self._observing
+        return state
+
+    def _failures(self) -> list[str]:
+        """Notifications that failed since the last tick (one line each)."""
+        notifier = self.supervisor.notifier
+        failed = notifier.stats.get("failed", 0)
+        new, self._failed = failed - self._failed, failed
+        return list(notifier.failures)[-new:] if new > 0 else []
+
+    def _summaries(self) -> dict | None:
+        """What each worktree agent's worktree changed (files, commits ahead), from
+        :func:`squad.review.summaries`: git runs at most every :data:`SUMMARY_AGE` seconds
+        per worktree, the cache answers in between."""
+        if not any(a.worktree for a in self.live.squad.agents()):
+            return None
+        from squad import review
+
+        return review.summaries(self.live.squad, max_age=SUMMARY_AGE)
 
     def close(self) -> None:
         self.poll.stop()

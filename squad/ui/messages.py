@@ -25,9 +25,13 @@ class SnapshotReady(Message):
     history: History
     observing: str | None = None  # why another supervisor dispatches, when one does
     link: str | None = None  # why output is polled: the control connection is not ready
+    policy: dict | None = None  # the governor's state (see squad.ui.feeds.TickFeed._policy)
+    failures: list[str] = field(default_factory=list)  # notifications that failed just now
+    summaries: dict | None = None  # target -> DiffSummary | None (worktree agents)
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, SnapshotReady)
+        # A waiting snapshot is dropped for a newer one, unless it says something once.
+        return isinstance(message, SnapshotReady) and not message.failures
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The task panel (key ``t``) and the events panel (key ``e``): tables under the output."""
+"""The panels under the output: tasks (key ``t``: cancel, retry, raise a priority), events
+(key ``e``) and resource policy (key ``o``: pressure, limits, what the governor did)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from datetime import datetime
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
 from squad.style import STATUS_GLYPH, STATUS_STYLE
@@ -29,7 +31,17 @@ def _when(value: object) -> str:
 
 
 class TaskPanel(Vertical):
-    """Tasks from the task provider: id, title, status, priority, agent, attempts, age."""
+    """Tasks from the task provider: id, title, status, priority, agent, attempts, age.
+    Keys act on the task under the cursor while the panel has the focus."""
+
+    BINDINGS = [
+        Binding("c", "app.cancel_task", "Cancel task",
+                tooltip="Cancel the task under the cursor (asks first)"),
+        Binding("r", "app.retry_task", "Retry task",
+                tooltip="Queue a failed or cancelled task again"),
+        Binding("plus", "app.raise_priority", "Raise priority", key_display="+",
+                tooltip="Raise the task's priority one step (low → medium → high → critical)"),
+    ]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -138,3 +150,86 @@ class EventsPanel(Vertical):
         if at_end or len(new) == len(self._keys):
             table.move_cursor(row=table.row_count - 1, animate=False)
             table.scroll_end(animate=False)
+
+
+def policy_text(state: dict | None) -> Text:
+    """The policy panel's content: pressure now against the governor's thresholds, what it
+    holds and did last, CPU limits and their mechanisms, each agent's limits, and
+    notifications that failed. ``state`` is what the tick feed gathered."""
+    text = Text()
+    if not state:
+        text.append("reading…", style="dim italic")
+        return text
+    gov = state.get("governor") or {}
+    config = gov.get("config") or {}
+    who = "this UI supervises" if state.get("supervising") else "another supervisor acts"
+    text.append("governor ", style="bold")
+    text.append(", ".join(f"{k}={v}" for k, v in config.items()) or "off (no [governor] table)",
+                style="" if config else "dim")
+    text.append(f"  ({who})\n", style="dim")
+    p = state.get("pressure_now") or gov.get("pressure") or {}
+    if p:
+        text.append("pressure now ", style="bold")
+        bits = []
+        if p.get("available_mb") is not None and p.get("total_mb"):
+            bits.append(f"available {p['available_mb']:.0f} of {p['total_mb']:.0f} MiB")
+        if p.get("memory_psi") is not None:
+            bits.append(f"memory PSI {p['memory_psi']:.1f}%")
+        if p.get("cpu_psi") is not None:
+            bits.append(f"CPU PSI {p['cpu_psi']:.1f}%")
+        if p.get("load1") is not None:
+            bits.append(f"load {p['load1']:.2f} on {p.get('cores', 1)} cores")
+        text.append(" · ".join(bits))
+        level = gov.get("level")
+        if level and level != "ok":
+            text.append(f"  {level}", style="bold red" if level == "high" else "yellow")
+        text.append("\n")
+    if gov.get("note"):
+        text.append(f"{gov['note']}\n", style="yellow")
+    for target, held in (gov.get("held") or {}).items():
+        text.append("holding ", style="bold")
+        text.append(f"{target}: {held.get('kind')} by {held.get('rule')}"
+                    + (" (dry run)" if held.get("dry_run") else "") + "\n")
+    limits = state.get("cpu_limits") or {}
+    for target, lim in limits.items():
+        text.append("cpu limit ", style="bold")
+        text.append(f"{target}: {lim.get('cpu_limit')}% by {lim.get('mechanism')}"
+                    + (f" ({lim['why']})" if lim.get("why") else "") + "\n")
+    for a in state.get("agents") or []:
+        bits = []
+        if a.get("memory_warn_mb") or a.get("memory_limit_mb"):
+            bits.append(f"memory warn {a.get('memory_warn_mb') or '-'} MiB, limit "
+                        f"{a.get('memory_limit_mb') or '-'} MiB → {a.get('on_memory_limit')}")
+        if a.get("cpu_limit"):
+            bits.append(f"cpu {a['cpu_limit']:g}%")
+        if a.get("pinned"):
+            bits.append("pinned")
+        if bits:
+            text.append(f"{a['target']}", style="bold")
+            text.append(f" (priority {a.get('priority', 0)}): " + "; ".join(bits) + "\n")
+    recent = (state.get("actions") or gov.get("recent") or [])[-5:]
+    if recent:
+        text.append("last actions\n", style="bold")
+        for act in recent:
+            text.append(f"  {act.get('kind')} {act.get('target')} ({act.get('rule')}: "
+                        f"{act.get('reason')})" + (" [dry run]" if act.get("dry_run") else "")
+                        + "\n")
+    else:
+        text.append("the governor has done nothing yet\n", style="dim")
+    failures = state.get("failures") or []
+    if failures:
+        text.append("notifications that failed\n", style="bold red")
+        for line in failures[-5:]:
+            text.append(f"  {line}\n", style="red")
+    text.rstrip()
+    return text
+
+
+class PolicyPanel(VerticalScroll):
+    """Resource policy at a glance (see :func:`policy_text`)."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="policy-text")
+
+    def show(self, state: dict | None) -> None:
+        update(self.query_one("#policy-text", Static), policy_text(state))

@@ -7,7 +7,9 @@ data. Agent output is decoded from ANSI escapes and never parsed as markup.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rich.ansi import AnsiDecoder
 from rich.style import Style
@@ -15,6 +17,9 @@ from rich.text import Text
 
 from squad.snapshot import AgentRow
 from squad.style import ATTENTION, STATUS_GLYPH, STATUS_STYLE, human_bytes
+
+if TYPE_CHECKING:
+    from squad.review import DiffSummary
 
 STATUS_WORD = {
     "starting": "starting",
@@ -24,8 +29,12 @@ STATUS_WORD = {
     "stalled": "stalled",
     "paused": "paused",
     "exited": "exited",
+    "hibernated": "hibernated",
     "down": "no window",
 }
+
+MEMORY_STYLE = {"warn": "bold yellow", "limit": "bold red"}
+"""How an agent's memory figure looks past its ``memory_warn_mb`` and ``memory_limit_mb``."""
 
 # C0 controls (but ESC, which starts the colour codes) and DEL would move the real cursor.
 _CONTROLS = {c: None for c in (*range(0, 27), *range(28, 32), 127)}
@@ -77,8 +86,33 @@ class Columns:
         self.task = max(0, width - used - 1)
 
 
-def agent_label(row: AgentRow, cols: Columns) -> Text:
-    """One agent's line in the tree: glyph, name, role, CPU %, memory, breaker, task."""
+def memory_level(rss: int, warn_mb: int | None, limit_mb: int | None) -> str | None:
+    """``"limit"`` past the agent's memory limit, ``"warn"`` past its warning, else None."""
+    if limit_mb and rss > limit_mb * 1024 * 1024:
+        return "limit"
+    if warn_mb and rss > warn_mb * 1024 * 1024:
+        return "warn"
+    return None
+
+
+def diff_badge(summary: DiffSummary | None) -> Text:
+    """``±3 ↑2``: files the agent's worktree changed, commits it is ahead of its base."""
+    text = Text(end="")
+    if summary is None:
+        return text
+    if summary.files:
+        text.append(f"±{summary.files}", style="yellow")
+    if summary.ahead:
+        if text:
+            text.append(" ")
+        text.append(f"↑{summary.ahead}", style="cyan")
+    return text
+
+
+def agent_label(row: AgentRow, cols: Columns, *, memory: str | None = None,
+                summary: DiffSummary | None = None) -> Text:
+    """One agent's line in the tree: glyph, name, role, CPU %, memory (coloured past its
+    warning or limit: ``memory``), breaker, what its worktree changed, task."""
     status_style = STATUS_STYLE.get(row.status, "")
     attention = row.status in ATTENTION
     text = Text(no_wrap=True, overflow="ellipsis", end="")
@@ -97,13 +131,17 @@ def agent_label(row: AgentRow, cols: Columns) -> Text:
     else:
         text.append(f"{row.cpu:4.0f}%", style="bold" if row.cpu >= 50 else "")
         text.append(" ")
-        text.append(f"{human_bytes(row.rss) if row.rss else '-':>5}")
+        text.append(f"{human_bytes(row.rss) if row.rss else '-':>5}",
+                    style=MEMORY_STYLE.get(memory or "", ""))
     extra = Text(end="")
     if attention:
         extra.append(STATUS_WORD[row.status].upper(), style=status_style)
         extra.append(" ")
     if row.breaker and row.breaker != "closed":
         extra.append(f"⚡{row.breaker}", style="bold red")
+        extra.append(" ")
+    if badge := diff_badge(summary):
+        extra.append_text(badge)
         extra.append(" ")
     if row.task:
         extra.append(row.task)
@@ -122,10 +160,10 @@ def team_label(team: str, rows: list[AgentRow]) -> Text:
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
-    for status in ("needs-input", "stalled", "working", "idle", "paused", "starting", "exited",
-                   "down"):
+    for status in ("needs-input", "stalled", "working", "idle", "paused", "starting",
+                   "hibernated", "exited", "down"):
         if counts.get(status):
-            text.append(f" {STATUS_GLYPH[status]}{counts[status]}",
+            text.append(f" {STATUS_GLYPH.get(status, '?')}{counts[status]}",
                         style=STATUS_STYLE.get(status, ""))
     cpu = sum(r.cpu for r in rows)
     rss = sum(r.rss for r in rows)
@@ -191,6 +229,25 @@ class AnsiLines:
         return lines
 
 
+_ESCAPES = re.compile(r"\x1b\[[0-9;:?]*[A-Za-z]")
+_DEAD = "Pane is dead"
+
+
+def _blank(line: str) -> bool:
+    return not _ESCAPES.sub("", line).strip()
+
+
 def trim_screen(screen: str) -> str:
-    """The captured screen without the empty rows below the last output."""
-    return screen.rstrip("\n ")
+    """The captured screen without the empty rows below the last output. A pane whose
+    program ended shows tmux's ``Pane is dead (status ...)`` on its last row, below the
+    screen the program left; the empty rows between them go too, so that the program's last
+    lines (the wrapper's note of how it ended) stay in view just above it."""
+    lines = screen.split("\n")
+    while lines and _blank(lines[-1]):
+        lines.pop()
+    if lines and _ESCAPES.sub("", lines[-1]).startswith(_DEAD):
+        dead = lines.pop()
+        while lines and _blank(lines[-1]):
+            lines.pop()
+        lines.append(dead)
+    return "\n".join(lines)

@@ -104,3 +104,78 @@ SAMPLE_TASKS = [
     {"id": 15, "title": "Migrate users table", "status": "queued", "priority": "medium",
      "agent": None, "attempts": 0, "created": "10:05"},
 ]
+
+
+SAMPLE_PATCH = """diff --git a/src/auth.py b/src/auth.py
+index 3b18e51..a7c2f0d 100644
+--- a/src/auth.py
++++ b/src/auth.py
+@@ -10,9 +10,12 @@ from .sessions import SessionStore
+\x20
+ def login(request, store: SessionStore):
+     user = authenticate(request.form["user"], request.form["password"])
+-    if user is None:
+-        return redirect("/login")
++    if user is None:
++        # Keep where the user wanted to go: [next] survives a failed login.
++        return redirect(f"/login?next={request.args.get('next', '/')}")
+     session = store.create(user)
+-    return redirect("/")
++    target = request.args.get("next") or "/"
++    return redirect(target if target.startswith("/") else "/")
+diff --git a/tests/test_auth.py b/tests/test_auth.py
+new file mode 100644
+index 0000000..5d1f2a9
+--- /dev/null
++++ b/tests/test_auth.py
+@@ -0,0 +1,6 @@
++from src.auth import login
++
++
++def test_login_redirects_back(client):
++    response = client.post("/login?next=/cart", data={"user": "ann", "password": "x"})
++    assert response.headers["Location"] == "/cart"
+"""
+
+
+def sample_diff(target: str = "frontend/pm"):  # noqa: ANN201 - a squad.ui.diffview.Rendered
+    """A made-up diff of one agent's worktree, rendered as the diff view shows it."""
+    from squad.review import AgentDiff, Commit, FileChange
+    from squad.ui.diffview import Rendered, patch_lines
+
+    diff = AgentDiff(
+        target=target, worktree="/srv/webshop.worktrees/frontend/pm", branch="squad/frontend/pm",
+        base="main", base_commit="4f1c2ab" * 5 + "1234", merge_base="4f1c2ab" * 5 + "1234",
+        head="9e8d7c6" * 5 + "1234", ahead=2, behind=0,
+        commits=(Commit("9e8d7c6" * 5 + "1234", "squad agent", int(AT) - 300,
+                        "Keep ?next across a failed login"),
+                 Commit("1a2b3c4" * 5 + "1234", "squad agent", int(AT) - 900,
+                        "Test the login redirect")),
+        files=(FileChange("src/auth.py", "modified", 5, 3),
+               FileChange("tests/test_auth.py", "added", 6, 0, uncommitted=True)),
+        uncommitted=1, patch=SAMPLE_PATCH)
+    lines, starts = patch_lines(diff.patch)
+    return Rendered(diff, lines, starts)
+
+
+SAMPLE_POLICY = {
+    "supervising": True,
+    "governor": {
+        "config": {"memory_high": "85%", "memory_ok": "70%", "max_active": 4},
+        "level": "between", "held": {"backend/reviewer": {"kind": "pause",
+                                                          "rule": "memory_high",
+                                                          "dry_run": False}},
+        "recent": [],
+    },
+    "pressure_now": {"available_mb": 3120.0, "total_mb": 16384.0, "memory_psi": 4.2,
+                     "cpu_psi": 11.5, "load1": 2.4, "cores": 8},
+    "cpu_limits": {"backend/qa": {"mechanism": "cgroup v2 cpu.max", "cpu_limit": 50}},
+    "actions": [{"kind": "pause", "target": "backend/reviewer", "rule": "memory_high",
+                 "reason": "available 2.1 GiB < 15%", "dry_run": False}],
+    "agents": [{"target": "frontend/dev", "priority": 0, "pinned": True,
+                "memory_warn_mb": 512, "memory_limit_mb": 768, "on_memory_limit": "hibernate",
+                "cpu_limit": None},
+               {"target": "backend/qa", "priority": 1, "pinned": False, "memory_warn_mb": None,
+                "memory_limit_mb": None, "on_memory_limit": "warn", "cpu_limit": 50.0}],
+    "failures": ["command notification needs_input for frontend/server failed: exit status 3"],
+}

@@ -46,6 +46,7 @@ MAX_RATE = 30.0  # captures a second at most, however fast the panes print
 SAFETY = 3.0  # seconds of silence before a capture anyway (an event missed, say)
 FALLBACK = 0.25  # seconds between captures while the control connection is not ready
 LONG_HISTORY_POLL = 1.0  # a long scrollback is for reading back: refreshed less often
+BEAT = 0.25  # seconds between checks whether a safety (or fallback) capture is due
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ class OutputFeed(Feed):
         self._forced = False
         self._last_start = 0.0
         self._timer: Timer | None = None  # a capture delayed by the rate limit
-        self._idle: Timer | None = None  # the safety (or fallback) capture
+        self._due: float | None = None  # when the safety (or fallback) capture is due
+        self._beat: Timer | None = None  # checks ``_due`` (see done())
         # Shared with the connection's event thread: the panes whose output matters, and
         # whether a PaneOutput is on its way already.
         self._watching: frozenset[str] = frozenset()
@@ -168,10 +170,9 @@ class OutputFeed(Feed):
         self.request()
 
     def _start(self) -> None:
-        for timer in (self._timer, self._idle):
-            if timer is not None:
-                timer.stop()
-        self._timer = self._idle = None
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self._due = None
         plan = Plan(self.target, self.grid, self.history, self._forced)
         self._forced = False
         self.busy = True
@@ -195,14 +196,20 @@ class OutputFeed(Feed):
             self.request()
             return
         wait = self.safety if self.streaming else max(self.fallback, self._min_gap())
-        if self._idle is not None:
-            self._idle.stop()
-        self._idle = self.app.set_timer(wait, lambda: self.request(forced=True),
-                                        name="output-idle")
+        self._due = time.monotonic() + wait
+        if self._beat is None:
+            # One repeating timer checks when the next safety capture is due, rather than a
+            # one-shot timer made and stopped for every capture.
+            self._beat = self.app.set_interval(BEAT, self._heartbeat, name="output-beat")
+
+    def _heartbeat(self) -> None:
+        if self._due is not None and time.monotonic() >= self._due and not self.busy:
+            self._due = None
+            self.request(forced=True)
 
     def stop(self) -> None:
         self.enabled = False
-        for timer in (self._timer, self._idle):
+        for timer in (self._timer, self._beat):
             if timer is not None:
                 timer.stop()
         remove, self._remove_listener = self._remove_listener, None

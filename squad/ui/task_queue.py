@@ -22,8 +22,8 @@ class TaskProvider(Protocol):
     """Where tasks come from and go to. Both methods run in a thread worker.
 
     ``list_tasks`` returns dicts with the keys of :data:`TASK_KEYS` (``created`` is a Unix
-    time or a display string). ``dispatch`` returns a one-line message for the user and
-    raises :class:`squad.errors.SquadError` for a request the user can fix.
+    time or a display string). The others return a one-line message for the user and raise
+    :class:`squad.errors.SquadError` for a request the user can fix.
     """
 
     name: str
@@ -32,6 +32,12 @@ class TaskProvider(Protocol):
 
     def dispatch(self, prompt: str, priority: str, tags: list[str],
                  target: str | None) -> str: ...
+
+    def cancel(self, task_id: int) -> str: ...
+
+    def retry(self, task_id: int) -> str: ...
+
+    def raise_priority(self, task_id: int) -> str: ...
 
 
 class QueueTasks:
@@ -80,6 +86,32 @@ class QueueTasks:
         return f"queued task #{task.id} ({task.priority.value}): {task.title}{note}"
 
 
+    def cancel(self, task_id: int) -> str:
+        with self._store() as store:
+            task = store.cancel(task_id, reason="cancelled from the UI")
+        return f"task #{task.id} cancelled: {task.title}"
+
+    def retry(self, task_id: int) -> str:
+        with self._store() as store:
+            task = store.retry(task_id)
+        return f"task #{task.id} queued again: {task.title}"
+
+    def raise_priority(self, task_id: int) -> str:
+        from squad.tasks import Priority
+
+        with self._store() as store:
+            task = store.get(task_id)
+            if task.priority.rank == 0:
+                return f"task #{task.id} is critical already"
+            higher = Priority.from_rank(task.priority.rank - 1)
+            setter = getattr(store, "set_priority", None)
+            if setter is None:
+                raise SquadError("this squad's task queue cannot change a task's priority "
+                                 "yet (TaskStore.set_priority is missing)")
+            task = setter(task_id, higher)
+        return f"task #{task.id} is {task.priority.value} now: {task.title}"
+
+
 class StaticTasks:
     """A fixed list of tasks: frozen screens and tests."""
 
@@ -94,3 +126,8 @@ class StaticTasks:
     def dispatch(self, prompt: str, priority: str, tags: list[str],
                  target: str | None) -> str:
         raise SquadError("this screen shows frozen data: nothing can be dispatched")
+
+    def cancel(self, task_id: int) -> str:
+        raise SquadError("this screen shows frozen data: nothing can be cancelled")
+
+    retry = raise_priority = cancel
