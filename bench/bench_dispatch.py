@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from squad.dispatch import Candidate, choose, eligible, plan  # noqa: E402
 from squad.store import TaskStore  # noqa: E402
-from squad.tasks import order_key  # noqa: E402
+from squad.task_model import order_key  # noqa: E402
 
 TAGS = ["web", "css", "py", "go", "db", "ops", "docs", "ml"]
 PRIORITIES = ["critical", "high", "medium", "medium", "low", "low"]

@@ -183,7 +183,7 @@ def build_parser(only: str | None = None) -> Parser:
     c.add_argument("--since", help="an age (15m, 2h, 1d) or an ISO time")
     c.add_argument("--json", action="store_true", help="one JSON object per line")
 
-    from squad.cli_tasks import add_task_commands
+    from squad.cli_queue import add_task_commands
 
     add_task_commands(cmd)
     from squad.cli_review import add_review_commands
@@ -662,8 +662,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command in HANDLERS:
             return HANDLERS[args.command](args)
+        from squad.cli_queue import HANDLERS as TASK_HANDLERS
         from squad.cli_review import HANDLERS as REVIEW_HANDLERS
-        from squad.cli_tasks import HANDLERS as TASK_HANDLERS
 
         if args.command in REVIEW_HANDLERS:
             return REVIEW_HANDLERS[args.command](args)

@@ -39,7 +39,7 @@ from squad.live import Live
 from squad.snapshot import AgentRow, Snapshot
 from squad.status import Patterns, patterns_for
 from squad.store import TaskStore
-from squad.tasks import Task, TaskError, TaskStatus, parse_verdict, trim_result
+from squad.task_model import Task, TaskError, TaskStatus, parse_verdict, trim_result
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from squad.tasks import TaskError, clock, need_key
+from squad.task_model import TaskError, clock, need_key
 
 LEAST_LOADED = "least-loaded"
 ROUND_ROBIN = "round-robin"
@@ -30,13 +30,13 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
 
 class Need(Protocol):
-    """What dispatch reads from a task: :class:`squad.tasks.Task` fits, as does :class:`Job`."""
+    """What dispatch reads from a task: :class:`squad.task_model.Task` fits, and :class:`Job`."""
 
     id: int
     tags: tuple[str, ...]
     team: str | None
     target: str | None
-    need: str  # squad.tasks.need_key(tags, team, target)
+    need: str  # squad.task_model.need_key(tags, team, target)
 
 
 @dataclass(frozen=True)

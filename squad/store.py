@@ -7,7 +7,7 @@ process killed at any moment leaves either the whole change or none of it. ``syn
 NORMAL`` keeps every committed transaction across a crash of any process; only a power cut
 may lose the last few (and takes the agents with it).
 
-Every transition is checked against :data:`squad.tasks.TRANSITIONS`, and reported to
+Every transition is checked against :data:`squad.task_model.TRANSITIONS`, and reported to
 ``on_event`` after its commit, so the audit trail never shows a change the database lost.
 
 Delivery is two-phase: :meth:`TaskStore.assign` commits the assignment and a fresh
@@ -34,7 +34,7 @@ from typing import Any
 
 from squad.dispatch import CLOSED, OPEN, Breaker, backoff
 from squad.errors import StorageError
-from squad.tasks import (
+from squad.task_model import (
     MAX_REJECTIONS,
     Priority,
     Task,

@@ -17,7 +17,7 @@ from squad.dispatch import (
     occupy,
     plan,
 )
-from squad.tasks import Task, TaskError
+from squad.task_model import Task, TaskError
 
 NOW = 1_800_000_000.0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from squad.store import TaskStore
-from squad.tasks import TaskError, next_slot, parse_clock
+from squad.task_model import TaskError, next_slot, parse_clock
 from tests.conftest import demo_cmd, run_squad, wait_for, write_layout
 from tests.test_queue import headless, tasks
 

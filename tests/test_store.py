@@ -16,7 +16,7 @@ import pytest
 
 from squad.dispatch import Breaker
 from squad.store import SCHEMA_VERSION, TaskStore
-from squad.tasks import Priority, TaskError, TaskStatus
+from squad.task_model import Priority, TaskError, TaskStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = 1_800_000_000.0

@@ -469,7 +469,7 @@ def test_run_ui_brings_up_the_demo_when_nothing_runs(socket: str, tmp_path: Path
 def test_core_never_imports_textual() -> None:
     code = ("import sys, squad.cli, squad.control, squad.supervisor, squad.snapshot, "
             "squad.layout, squad.status, squad.events, squad.live, squad.tmux, squad.procs, "
-            "squad.store, squad.tasks, squad.dispatch, squad.style, squad.demo_agent, "
+            "squad.store, squad.task_model, squad.dispatch, squad.style, squad.demo_agent, "
             "squad.review, squad.notify, squad.cli_review, squad.proof, squad.hooks; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual',)); "
             "print(bad); sys.exit(1 if bad else 0)")

@@ -97,7 +97,7 @@ class QueueTasks:
         return f"task #{task.id} queued again: {task.title}"
 
     def raise_priority(self, task_id: int) -> str:
-        from squad.tasks import Priority
+        from squad.task_model import Priority
 
         with self._store() as store:
             task = store.get(task_id)

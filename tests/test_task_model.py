@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from squad.errors import SquadError
-from squad.tasks import (
+from squad.task_model import (
     TRANSITIONS,
     Priority,
     Task,

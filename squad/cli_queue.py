@@ -160,7 +160,7 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     if args.team and squad.team(args.team) is None:
         raise TargetError(f"--team {args.team!r}: no such team in squad {squad.name!r} "
                           f"(teams: {', '.join(t.name for t in squad.teams)})")
-    from squad.tasks import parse_attempts, parse_due, parse_duration
+    from squad.task_model import parse_attempts, parse_due, parse_duration
 
     if args.every is not None or args.at is not None:
         return _dispatch_repeat(args, squad, prompt)
@@ -191,7 +191,7 @@ def _dispatch_repeat(args: argparse.Namespace, squad, prompt: str) -> int:
         raise SquadError("a repeating task cannot wait for other tasks: drop --after")
     if args.due:
         raise SquadError("a repeating task has no single due date: drop --due (use --timeout)")
-    from squad.tasks import parse_attempts
+    from squad.task_model import parse_attempts
 
     template = dict(title=args.title, priority=args.priority, tags=tuple(args.tag),
                     team=args.team, target=args.to, timeout=args.timeout,
@@ -236,7 +236,7 @@ def cmd_repeats(args: argparse.Namespace) -> int:
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     squad, _ = _squad(args)
-    from squad.tasks import TaskStatus
+    from squad.task_model import TaskStatus
 
     statuses = [TaskStatus.parse(s) for s in args.status] or None
     with _store(squad.name) as store:
