@@ -235,6 +235,10 @@ def tree_states(root: int) -> list[str]:
     return out
 
 
+class Failed(Exception):
+    """A measurement that could not be made (the UI never showed its agents, say)."""
+
+
 class Terminal:
     """A terminal of the benchmark's own: one pane of a private tmux server, read with
     ``capture-pane`` over a control connection and typed into with ``send-keys``."""
@@ -274,8 +278,9 @@ class Terminal:
         deadline = time.monotonic() + timeout
         while not check():
             if time.monotonic() > deadline:
-                raise SystemExit(f"timed out after {timeout:g}s waiting for {what}; the "
-                                 f"terminal shows:\n{self.screen()}")
+                screen = self.screen().strip().splitlines()
+                raise Failed(f"no {what} within {timeout:g} s; the terminal's first line: "
+                             f"{screen[0].strip() if screen else '(empty)'}")
             time.sleep(0.01)
 
     def close(self) -> None:
@@ -346,11 +351,18 @@ class UI:
     """The real ``squad`` command on a squad, in a terminal of its own."""
 
     def __init__(self, squad: Squad, code: Path, home: Path, size=(160, 50)) -> None:
+        t0 = time.monotonic()
         self.term = Terminal([sys.executable, "-m", "squad", "-L", squad.socket],
                              ui_env(code, home), size)
         self.pid = self.term.pid
-        self.term.wait(lambda: "Agents" in (s := self.term.screen()) and "team00" in s, 60,
-                       "the UI")
+        try:
+            self.term.wait(lambda: "Agents" in (s := self.term.screen()) and "team00" in s,
+                           120, "agents on screen")
+        except Failed:
+            self.close()
+            raise
+        self.started = time.monotonic() - t0
+        """Seconds from starting `squad` to its agents on screen."""
 
     def close(self) -> None:
         try:
@@ -384,7 +396,7 @@ def print_latency(ui: UI, squad: Squad, samples: int) -> list[float]:
             deadline = t0 + 10
             while mark not in ui.term.screen():
                 if time.perf_counter() > deadline:
-                    raise SystemExit(f"{mark} did not show within 10 s")
+                    raise Failed(f"{mark} did not show within 10 s")
                 time.sleep(0.001)
             out.append(time.perf_counter() - t0)
             time.sleep(rng.uniform(0.15, 0.45))  # land at every phase of ticks and polls
@@ -405,7 +417,7 @@ def pause_latency(ui: UI, squad: Squad, samples: int) -> list[float]:
         deadline = t0 + 10
         while not (states := tree_states(root)) or any(s != "T" for s in states):
             if time.perf_counter() > deadline:
-                raise SystemExit("the pause did not take effect within 10 s")
+                raise Failed("the pause did not take effect within 10 s")
             time.sleep(0.0005)
         out.append(time.perf_counter() - t0)
         time.sleep(0.2)
@@ -413,7 +425,7 @@ def pause_latency(ui: UI, squad: Squad, samples: int) -> list[float]:
         deadline = time.monotonic() + 10
         while any(s == "T" for s in tree_states(root)):
             if time.monotonic() > deadline:
-                raise SystemExit("the resume did not take effect within 10 s")
+                raise Failed("the resume did not take effect within 10 s")
             time.sleep(0.005)
         time.sleep(rng.uniform(0.2, 0.5))
     return out
@@ -460,55 +472,71 @@ def terminal_suite(args: argparse.Namespace) -> None:
           f"{os.getloadavg()[0]:.2f}; modes: " + ", ".join(
               f"{m} = {'this checkout' if m == 'new' else args.baseline}" for m in modes),
           flush=True)
+    def run(mode: str, code: Path, squad: Squad, key: str, measure) -> object:  # noqa: ANN001
+        """One measurement of one mode, or None (said) when it could not be made."""
+        try:
+            ui = UI(squad, code, home)
+        except Failed as exc:
+            print(f"  {key} {mode:8}: {exc}", flush=True)
+            return None
+        try:
+            results[mode].setdefault("started", []).append(ui.started)
+            return measure(ui)
+        except Failed as exc:
+            print(f"  {key} {mode:8}: {exc}", flush=True)
+            return None
+        finally:
+            ui.close()
+
+    def a(ui: UI, squad: Squad) -> list[float]:
+        ui.term.wait(lambda: "demo>" in ui.term.screen(), 30, "first agent's prompt")
+        time.sleep(2.0)
+        return print_latency(ui, squad, samples)
+
+    def b(ui: UI, squad: Squad) -> list[float]:
+        time.sleep(3.0)
+        return pause_latency(ui, squad, samples)
+
+    def c(ui: UI, squad: Squad) -> tuple[float, float, int]:
+        time.sleep(settle)
+        return cpu_usage(ui, squad, seconds)
+
     try:
-        for n in (10, 100):  # (a)
+        for n in (10, 100):
             squad = Squad(home, idle=n)
             try:
                 for mode, code in modes.items():
-                    ui = UI(squad, code, home)
-                    try:
-                        ui.term.wait(lambda u=ui: "demo>" in u.term.screen(), 30,
-                                     "the first agent's prompt")
-                        time.sleep(2.0)
-                        lat = print_latency(ui, squad, samples)
-                    finally:
-                        ui.close()
+                    lat = run(mode, code, squad, "(a)", lambda ui, s=squad: a(ui, s))
                     results[mode][f"a{n}"] = lat
-                    print(f"  (a) {mode:8} {n:3} agents: print -> screen p50 "
-                          f"{pct(lat, 50) * 1000:6.1f} ms, p95 {pct(lat, 95) * 1000:6.1f} ms",
-                          flush=True)
+                    if lat:
+                        print(f"  (a) {mode:8} {n:3} agents: print -> screen p50 "
+                              f"{pct(lat, 50) * 1000:6.1f} ms, p95 "
+                              f"{pct(lat, 95) * 1000:6.1f} ms", flush=True)
             finally:
                 squad.close()
-        squad = Squad(home, idle=50, printers=50)  # (b)
+        squad = Squad(home, idle=50, printers=50)
         try:
             for mode, code in modes.items():
-                ui = UI(squad, code, home)
-                try:
-                    time.sleep(3.0)
-                    lat = pause_latency(ui, squad, samples)
-                finally:
-                    ui.close()
+                lat = run(mode, code, squad, "(b)", lambda ui, s=squad: b(ui, s))
                 results[mode]["b"] = lat
-                print(f"  (b) {mode:8} 100 agents, 50 printing: pause key -> stopped p50 "
-                      f"{pct(lat, 50) * 1000:6.1f} ms, p95 {pct(lat, 95) * 1000:6.1f} ms",
-                      flush=True)
+                if lat:
+                    print(f"  (b) {mode:8} 100 agents, 50 printing: pause key -> stopped p50 "
+                          f"{pct(lat, 50) * 1000:6.1f} ms, p95 {pct(lat, 95) * 1000:6.1f} ms",
+                          flush=True)
         finally:
             squad.close()
         configs = [(f"{n} idle", n, 0) for n in sizes] + [("50 printing", 0, 50)]
-        for label, idle, printers in configs:  # (c)
+        for label, idle, printers in configs:
             squad = Squad(home, idle=idle, printers=printers)
             try:
                 for mode, code in modes.items():
-                    ui = UI(squad, code, home)
-                    try:
-                        time.sleep(settle)
-                        cpu, server, rss = cpu_usage(ui, squad, seconds)
-                    finally:
-                        ui.close()
-                    results[mode][f"c {label}"] = (cpu, server, rss)
-                    print(f"  (c) {mode:8} {label:12}: UI {cpu:5.2f}% of a core, tmux server "
-                          f"{server:5.2f}%, UI RSS {rss / 2**20:5.1f} MB over {seconds:g} s",
-                          flush=True)
+                    got = run(mode, code, squad, "(c)", lambda ui, s=squad: c(ui, s))
+                    results[mode][f"c {label}"] = got
+                    if got:
+                        cpu, server, rss = got
+                        print(f"  (c) {mode:8} {label:12}: UI {cpu:5.2f}% of a core, tmux "
+                              f"server {server:5.2f}%, UI RSS {rss / 2**20:5.1f} MB over "
+                              f"{seconds:g} s", flush=True)
             finally:
                 squad.close()
     finally:
@@ -517,43 +545,56 @@ def terminal_suite(args: argparse.Namespace) -> None:
 
 
 def summary(results: dict[str, dict[str, object]], modes: dict[str, Path]) -> None:
+    """The figures side by side, with baseline/new ratios (higher is better for new)."""
     new = results["new"]
     base = results.get("baseline")
 
-    def ratio(b: float, n: float) -> str:
-        return f"{b / n:6.1f}x" if n > 0 else "     -"
+    def cell(value: float | None, unit: str) -> str:
+        return f"{value:8.1f} {unit}" if value is not None else "  failed  "
 
-    print("\nfigure                                  " + (
-        "baseline        new      baseline/new" if base else "new"))
-    for n in (10, 100):
-        for q in (50, 95):
-            nv = pct(new[f"a{n}"], q) * 1000
-            line = f"(a) print->screen {n:3} agents p{q:<2}      "
-            if base:
-                bv = pct(base[f"a{n}"], q) * 1000
-                line += f"{bv:8.1f} ms {nv:8.1f} ms   {ratio(bv, nv)}"
-            else:
-                line += f"{nv:8.1f} ms"
-            print(line)
-    for q in (50, 95):
-        nv = pct(new["b"], q) * 1000
-        line = f"(b) pause key->stopped, 100/50 p{q:<2}   "
-        if base:
-            bv = pct(base["b"], q) * 1000
-            line += f"{bv:8.1f} ms {nv:8.1f} ms   {ratio(bv, nv)}"
+    def ratio(b: float | None, n: float | None) -> str:
+        return f"{b / n:6.1f}x" if b is not None and n else "     -"
+
+    def pick(data: dict | None, key: str, q: float | None = None) -> float | None:
+        value = (data or {}).get(key)
+        if value is None:
+            return None
+        return pct(value, q) * 1000 if q is not None else value  # type: ignore[arg-type]
+
+    print("\nfigure                                   " + (
+        "baseline        new   baseline/new" if base else "     new"))
+    rows = [(f"(a) print->screen {n:3} agents p{q}", f"a{n}", q)
+            for n in (10, 100) for q in (50, 95)]
+    rows += [(f"(b) pause key->stopped 100/50 p{q}", "b", q) for q in (50, 95)]
+    for label, key, q in rows:
+        nv = pick(new, key, q)
+        line = f"{label:39}"
+        if base is not None:
+            bv = pick(base, key, q)
+            line += f"{cell(bv, 'ms')} {cell(nv, 'ms')}   {ratio(bv, nv)}"
         else:
-            line += f"{nv:8.1f} ms"
+            line += cell(nv, "ms")
         print(line)
     for key in [k for k in new if k.startswith("c ")]:
-        cpu, server, rss = new[key]
-        label = f"(c) {key[2:]:12} UI CPU / RSS      "
-        if base:
-            bcpu, bserver, brss = base[key]
-            print(f"{label}{bcpu:7.2f} %  {cpu:7.2f} %    {ratio(bcpu, cpu)}   "
-                  f"RSS {brss / 2**20:.0f} -> {rss / 2**20:.0f} MB; tmux server "
-                  f"{bserver:.2f}% -> {server:.2f}%")
+        got, bgot = new.get(key), (base or {}).get(key)
+        label = f"(c) {key[2:]:12} UI CPU, % of a core"
+        cpu = got[0] if got else None  # type: ignore[index]
+        bcpu = bgot[0] if bgot else None  # type: ignore[index]
+        extra = ""
+        if got:
+            extra = f"   RSS {got[2] / 2**20:.0f} MB, tmux server {got[1]:.2f}%"  # type: ignore[index]
+            if bgot:
+                extra = (f"   RSS {bgot[2] / 2**20:.0f} -> {got[2] / 2**20:.0f} MB, tmux server "
+                         f"{bgot[1]:.2f}% -> {got[1]:.2f}%")  # type: ignore[index]
+        if base is not None:
+            print(f"{label:39}{cell(bcpu, '% ')} {cell(cpu, '% ')}   {ratio(bcpu, cpu)}{extra}")
         else:
-            print(f"{label}{cpu:7.2f} %   RSS {rss / 2**20:.0f} MB; tmux server {server:.2f}%")
+            print(f"{label:39}{cell(cpu, '% ')}{extra}")
+    for mode, data in results.items():
+        started = data.get("started") or []
+        if started:
+            print(f"{mode}: `squad` to agents on screen: median "
+                  f"{statistics.median(started):.1f} s over {len(started)} starts")
 
 
 def report(name: str, latencies: list[float], what: str = "keypresses") -> None:

@@ -192,3 +192,29 @@ def test_frozen_apps_post_nothing_from_threads() -> None:
             assert not app.workers
 
     asyncio.run(scenario())
+
+
+@pilot_test
+async def test_an_observing_ui_streams_too(live: Live) -> None:
+    """Another supervisor holds the squad's lock: the UI opens the control connection
+    itself, and output still streams."""
+    from squad.supervisor import Supervisor
+    from squad.tmux import Tmux
+
+    headless = Supervisor(Live.open(Tmux(live.tmux.socket), live.squad.name), by="test")
+    headless.start()
+    try:
+        app = SquadApp(live, safety=3600)
+        async with app.run_test(size=SIZE) as pilot:
+            await ready(pilot, app, "alpha/dev")
+            assert app.observing
+            await streaming(pilot, app)
+            assert app.link is None
+            (agent,) = live.resolve("alpha/dev")
+            control.send(live, agent, b"observed line")
+            output = app.query_one("#output", OutputView)
+            await until(pilot, lambda: "Working on: observed line" in output.plain(),
+                        what="the line, streamed while observing")
+            await app.action_quit()
+    finally:
+        headless.close()

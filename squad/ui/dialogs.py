@@ -464,7 +464,9 @@ class HelpScreen(ModalScreen[None]):
                 yield Static(Text(
                     "Mouse: click an agent to select it, a footer key or a button to act, "
                     "a grid tile to select its agent; the wheel scrolls output. "
-                    "Attach hands the terminal to tmux: detach with C-b d to come back. "
+                    "Attach hands the terminal to tmux: detach with C-b d to come back (inside "
+                    "another tmux with the same prefix: C-b C-b d); the agent's window keeps "
+                    "its size. "
                     "ctrl+p opens the command palette with every action.",
                     style="dim"), classes="help-note")
             yield Static(Text("Escape or ? closes", style="dim italic"), classes="dialog-note")

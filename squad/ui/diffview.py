@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from squad.review import AgentDiff, MergeResult
     from squad.ui.app import SquadApp
 
+DIFFS_KEPT = 8  # agents whose rendered diff the app keeps
 HIGHLIGHT_LINES = 20_000  # patch lines given syntax colours; the rest only +/- colours
 ADDED = Style(bgcolor="color(22)")
 REMOVED = Style(bgcolor="color(52)")
@@ -288,7 +289,11 @@ class DiffScreen(Screen[None]):
             if self.rendered is None:
                 self.query_one(PatchView).show([Text(message.error or "", style="red")])
             return
-        self.squad_app.diffs[self.target] = message.rendered
+        diffs = self.squad_app.diffs
+        diffs.pop(self.target, None)
+        diffs[self.target] = message.rendered
+        while len(diffs) > DIFFS_KEPT:  # the agents looked at least recently go first
+            diffs.pop(next(iter(diffs)))
         self._show(message.rendered)
 
     def _show(self, rendered: Rendered) -> None:

@@ -44,7 +44,10 @@ class OutputView(ScrollView, can_focus=True):
         self.follow = True
         """Whether new output scrolls into view (off once the user scrolls up)."""
         self._lines: list[Text] = []
-        self._strips: dict[int, Strip] = {}
+        # Painted lines by the identity of their Text: a new capture reuses the Text of
+        # every line that did not change (AnsiLines), so scrolling output repaints only the
+        # new lines. Entry: (text, its strip, (scroll_x, width, style), the strip cropped).
+        self._strips: dict[int, tuple[Text, Strip, tuple, Strip]] = {}
         self._placeholder: Text | None = Text("no agent selected", style="dim italic")
         self._keep_following_off = False
 
@@ -78,7 +81,9 @@ class OutputView(ScrollView, can_focus=True):
             anchor = (top, [t.plain for t in self._lines[top:top + ANCHOR_LINES]])
         self._placeholder = None
         self._lines = lines
-        self._strips.clear()
+        if len(self._strips) > 2 * len(lines) + 200:
+            self._strips = {id(t): e for t in lines if (e := self._strips.get(id(t)))
+                            and e[0] is t}
         self._set_virtual_size(Size(width, len(lines)))
         if self.follow:
             self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
@@ -150,11 +155,18 @@ class OutputView(ScrollView, can_focus=True):
         elif index >= len(self._lines):
             return Strip.blank(width, style)
         else:
-            strip = self._strips.get(index)
-            if strip is None:
-                text = self._lines[index]
+            text = self._lines[index]
+            key = (scroll_x, width, style)
+            entry = self._strips.get(id(text))
+            if entry is None or entry[0] is not text:
                 strip = Strip(text.render(self.app.console), text.cell_len)
-                self._strips[index] = strip
+            elif entry[2] == key:
+                return entry[3]
+            else:
+                strip = entry[1]
+            final = strip.apply_style(style).crop_extend(scroll_x, scroll_x + width, style)
+            self._strips[id(text)] = (text, strip, key, final)
+            return final
         return strip.apply_style(style).crop_extend(scroll_x, scroll_x + width, style)
 
     def on_resize(self, event: events.Resize) -> None:
