@@ -380,7 +380,7 @@ class UI:
             self.term.close()
 
 
-def print_latency(ui: UI, squad: Squad, samples: int) -> list[float]:
+def print_latency(ui: UI, squad: Squad, samples: int, timeout: float = 10) -> list[float]:
     """(a): seconds from a line written to the first agent's terminal to the line on the
     UI's screen."""
     rng = random.Random(3)
@@ -393,10 +393,10 @@ def print_latency(ui: UI, squad: Squad, samples: int) -> list[float]:
             assert mark not in ui.term.screen()
             t0 = time.perf_counter()
             os.write(fd, f"{mark}\r\n".encode())
-            deadline = t0 + 10
+            deadline = t0 + timeout
             while mark not in ui.term.screen():
                 if time.perf_counter() > deadline:
-                    raise Failed(f"{mark} did not show within 10 s")
+                    raise Failed(f"{mark} did not show within {timeout:g} s")
                 time.sleep(0.001)
             out.append(time.perf_counter() - t0)
             time.sleep(rng.uniform(0.15, 0.45))  # land at every phase of ticks and polls
@@ -456,13 +456,20 @@ def baseline_code(rev: str, into: Path) -> Path:
 
 
 def terminal_suite(args: argparse.Namespace) -> None:
+    import signal
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt  # so that every squad and terminal is cleaned up
+
+    signal.signal(signal.SIGTERM, interrupted)
     home = Path(tempfile.mkdtemp(prefix="squad-bench-ui-"))
     os.environ["SQUAD_HOME"] = str(home)
     os.environ["SQUAD_NOTIFY"] = "0"
     modes: dict[str, Path] = {"new": ROOT}
+    base_dir = None
     if not args.no_baseline:
-        modes = {"baseline": baseline_code(args.baseline, Path(tempfile.mkdtemp(
-            prefix="squad-bench-base-"))), "new": ROOT}
+        base_dir = Path(tempfile.mkdtemp(prefix="squad-bench-base-"))
+        modes = {"baseline": baseline_code(args.baseline, base_dir), "new": ROOT}
     sizes = [int(x) for x in args.sizes.split(",")]
     samples = 12 if args.quick else 40
     seconds = min(args.seconds, 10.0) if args.quick else args.seconds
@@ -489,7 +496,7 @@ def terminal_suite(args: argparse.Namespace) -> None:
             ui.close()
 
     def a(ui: UI, squad: Squad) -> list[float]:
-        ui.term.wait(lambda: "demo>" in ui.term.screen(), 30, "first agent's prompt")
+        print_latency(ui, squad, 1, timeout=30)  # the first agent's output is on screen
         time.sleep(2.0)
         return print_latency(ui, squad, samples)
 
@@ -541,6 +548,8 @@ def terminal_suite(args: argparse.Namespace) -> None:
                 squad.close()
     finally:
         shutil.rmtree(home, ignore_errors=True)
+        if base_dir is not None:
+            shutil.rmtree(base_dir, ignore_errors=True)
     summary(results, modes)
 
 

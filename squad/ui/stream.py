@@ -46,7 +46,8 @@ MAX_RATE = 30.0  # captures a second at most, however fast the panes print
 SAFETY = 3.0  # seconds of silence before a capture anyway (an event missed, say)
 FALLBACK = 0.25  # seconds between captures while the control connection is not ready
 LONG_HISTORY_POLL = 1.0  # a long scrollback is for reading back: refreshed less often
-BEAT = 0.25  # seconds between checks whether a safety (or fallback) capture is due
+BEAT = 0.25  # seconds between checks whether a safety (or fallback) capture is due: one
+# repeating timer rather than a one-shot timer made and stopped for every capture
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class OutputFeed(Feed):
         self._forced = False
         self._last_start = 0.0
         self._timer: Timer | None = None  # a capture delayed by the rate limit
+        self._timer_due = 0.0
         self._due: float | None = None  # when the safety (or fallback) capture is due
         self._beat: Timer | None = None  # checks ``_due`` (see done())
         # Shared with the connection's event thread: the panes whose output matters, and
@@ -149,6 +151,7 @@ class OutputFeed(Feed):
         if wait > 0 and (not now or self.held_until > clock):
             if self._timer is None:
                 self._timer = self.app.set_timer(wait, self._delayed, name="output-rate")
+                self._timer_due = clock + wait
             return
         self._start()
 
@@ -185,6 +188,8 @@ class OutputFeed(Feed):
         None when nothing new; ``following``: the view is at the bottom); the next one
         waits for output, or for the safety interval."""
         self.busy = False
+        if self._beat is None and self.enabled:
+            self._beat = self.app.set_interval(BEAT, self._heartbeat, name="output-beat")
         if lines is not None:
             self.more_history = lines >= self.history
         if following and self.history > OUTPUT_HISTORY:
@@ -197,13 +202,14 @@ class OutputFeed(Feed):
             return
         wait = self.safety if self.streaming else max(self.fallback, self._min_gap())
         self._due = time.monotonic() + wait
-        if self._beat is None:
-            # One repeating timer checks when the next safety capture is due, rather than a
-            # one-shot timer made and stopped for every capture.
-            self._beat = self.app.set_interval(BEAT, self._heartbeat, name="output-beat")
 
     def _heartbeat(self) -> None:
-        if self._due is not None and time.monotonic() >= self._due and not self.busy:
+        clock = time.monotonic()
+        if self._timer is not None and clock > self._timer_due + BEAT:
+            # A delayed capture whose timer never fired: never let the output stop.
+            self._timer.stop()
+            self._delayed()
+        if self._due is not None and clock >= self._due and not self.busy:
             self._due = None
             self.request(forced=True)
 
