@@ -10,7 +10,9 @@ itself (``claude``, ``codex`` or ``gemini`` as the first word, as users write it
 - Codex gets ``-c notify=[...]``, its end-of-turn program, unless the command sets notify;
   its conversation id arrives with the first notification;
 - Gemini CLI gets ``GEMINI_CLI_SYSTEM_SETTINGS_PATH`` pointing at a settings file of squad's
-  with hooks (unless the variable is set already), and ``--session-id UUID``;
+  with hooks (unless the variable is set already), and ``--session-id UUID``; the variables
+  that would make it start non-interactive (``CI``, ``CI_*``) are dropped from its
+  environment;
 - to resume, each is started inside its recorded conversation (Aider restores the chat
   history it keeps in its directory).
 
@@ -133,6 +135,13 @@ def prepare(squad: Squad, agent: Agent, *, resume: str | None = None) -> Launch:
             path.parent.mkdir(mode=0o700, exist_ok=True)
             write_private(path, json.dumps({"hooks": hooks}, indent=2).encode())
             env["GEMINI_CLI_SYSTEM_SETTINGS_PATH"] = str(path)
+        # Gemini CLI starts non-interactive (reads stdin, never shows its prompt) when it
+        # sees CI, CONTINUOUS_INTEGRATION or any CI_* variable, which a tmux server started
+        # from a CI job or a shell with e.g. CI_TOKEN passes on. The wrapper drops them,
+        # unless the layout sets one for this agent on purpose.
+        if not any(k in ("CI", "CONTINUOUS_INTEGRATION") or k.startswith("CI_")
+                   for k in agent.env):
+            env["SQUAD_UNSET"] = "CI CONTINUOUS_INTEGRATION CI_*"
         if _picks(argv, ("--session-id", "--resume", "-r")):
             return Launch(argv, env, program)
         if resume:

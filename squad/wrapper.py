@@ -109,6 +109,18 @@ def describe(status: int) -> tuple[str, int]:
     return f"exited with status {code}", code
 
 
+def drop_variables(names: str) -> None:
+    """Remove the variables named in ``names`` (space-separated; ``PREFIX*`` names every
+    variable starting with PREFIX) from the agent's environment: variables the agent's
+    program would misread, e.g. ``CI`` that makes Gemini CLI start non-interactive."""
+    for name in names.split():
+        if name.endswith("*"):
+            for key in [k for k in os.environ if k.startswith(name[:-1])]:
+                del os.environ[key]
+        else:
+            os.environ.pop(name, None)
+
+
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "--":
         argv = argv[1:]
@@ -124,6 +136,7 @@ def main(argv: list[str]) -> int:
     path = os.environ.pop("SQUAD_PATH", None)
     if path:
         os.environ["PATH"] = path
+    drop_variables(os.environ.pop("SQUAD_UNSET", ""))
     become_subreaper()
     child = {"pid": 0}
 

@@ -250,7 +250,10 @@ command = "gemini"
 name = "mine"
 command = ["claude", "--session-id", "11111111-2222-3333-4444-555555555555"]
 """)
-    up = run_squad("-L", socket, "up", str(path), env={"PATH": path_env})
+    # Started from a CI job (or a shell with a CI_* variable): Gemini CLI would start
+    # non-interactive, so its environment goes without them; the others keep theirs.
+    ci = {"CI": "true", "CONTINUOUS_INTEGRATION": "1", "CI_TOKEN": "x"}
+    up = run_squad("-L", socket, "up", str(path), env={"PATH": path_env, **ci})
     assert up.returncode == 0, up.stderr
     argv = {n: wait_for(lambda n=n: (tmp_path / f"{n}.argv").exists() and
                         (tmp_path / f"{n}.argv").read_text().splitlines(), 10, n)
@@ -270,6 +273,8 @@ command = ["claude", "--session-id", "11111111-2222-3333-4444-555555555555"]
 
     assert tomllib.loads(notify)["notify"][1] == str(launch.HOOKCMD)
     gemini_env = (tmp_path / "gemini.env").read_text()
+    assert not re.search(r"^(CI|CONTINUOUS_INTEGRATION|CI_TOKEN)=", gemini_env, re.M)
+    assert "CI_TOKEN=x" in (tmp_path / "codex.env").read_text().splitlines()
     settings_path = re.search(r"GEMINI_CLI_SYSTEM_SETTINGS_PATH=(.*)", gemini_env).group(1)
     assert "AfterAgent" in json.loads(Path(settings_path).read_text())["hooks"]
     # The hook, run as Claude Code runs it (a shell command), reaches the right agent.

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +25,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import kill_socket
-from tests.real.agents import RealAgent, kill_processes, real_agent_env, skip_unless_installed
+from tests.real.agents import (RealAgent, agents_dir, kill_processes, real_agent_env,
+                               skip_unless_installed)
 from tests.real.fakemodel import FakeModel
 from tests.real.terminal import Terminal
 
@@ -50,11 +53,26 @@ def terminal(socket: str) -> Terminal:
 
 
 @pytest.fixture
-def real_agent(tmp_path: Path, fake_model: FakeModel, socket: str
+def private_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """squad's state directory for this test where no parent is writable by others.
+
+    Gemini CLI ignores a system settings file (squad's hooks) below a directory others can
+    write to, /tmp included, as a user's ``~/.local/state`` never is; so the real-agent
+    tests keep squad's state below the agents' cache directory, as private as a user's."""
+    parent = agents_dir() / "state"
+    parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="sq-", dir=parent))
+    monkeypatch.setenv("SQUAD_HOME", str(path))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def real_agent(tmp_path: Path, fake_model: FakeModel, socket: str, private_state: Path
                ) -> Iterator[Callable[..., RealAgent]]:
     """``real_agent(cli, **kw)``: the CLI set up offline in ``tmp_path`` against
     ``fake_model`` (keywords go to :func:`tests.real.agents.real_agent_env`); skips when it
-    is not installed.
+    is not installed. squad's state goes to :func:`private_state`.
 
     At teardown this test's tmux server is ended first (so agents still running in it are
     not leaks); then any process still carrying an agent's HOME, such as a daemon that left

@@ -55,7 +55,13 @@ def squad_of(socket: str, tmp_path: Path, real_agent: Callable[..., RealAgent]
         assert up.returncode == 0, up.stdout + up.stderr
         procs.append(headless(socket, "--interval", "0.5"))
         target = f"real/{agent.name}"
-        wait_for(lambda: status(socket, target) == "idle", 120, f"{cli} idle at its prompt")
+        try:
+            wait_for(lambda: status(socket, target) == "idle", 90, f"{cli} idle at its prompt")
+        except AssertionError as e:  # say what the agent shows (inside the test's time)
+            screen = subprocess.run(["tmux", "-L", socket, "capture-pane", "-p", "-t",
+                                     "real"], capture_output=True, text=True)
+            raise AssertionError(f"{e}; its status: {status(socket, target)}; its screen:\n"
+                                 f"{screen.stdout}{screen.stderr}") from None
         return agent, target
 
     yield make
@@ -210,3 +216,15 @@ def test_claude_hooks_are_recorded_and_a_reboot_resumes_its_conversation(
     wait_for(lambda: tasks(socket)[second]["status"] == "done", 90, "the second task")
     request = next(r for r in fake_model.select("anthropic", PROMPT) if "Which bird" in r.prompt)
     assert "Remember the word heron" in json.dumps(request.body)
+
+
+def test_gemini_hooks_are_recorded(squad_of, fake_model: FakeModel, socket: str) -> None:
+    """Gemini CLI runs squad's hooks (its system settings file) and reports the
+    conversation squad started it in."""
+    agent, target = squad_of("gemini")
+    task = dispatch(socket, "Say something [fake: echo noted]")
+    wait_for(lambda: tasks(socket)[task]["status"] == "done", 90, "the task")
+    reader = hooks.HookReader("real")
+    wait_for(lambda: reader.poll() and reader.latest[target].kind == "stop", 30,
+             "gemini's end-of-turn hook")
+    assert reader.sessions[target] == ls(socket)[target]["session_id"]
