@@ -231,16 +231,23 @@ class Desk:
                                 now)
 
     def _confirmed(self, task: Task, screen: str, now: float) -> bool:
-        """Mark the task delivered if the holder's screen (or its hooks) show it took it up."""
+        """Mark the task delivered if the holder's screen (or its hooks) show it took it up.
+        Later output is measured from this screen, or from the one before the text went out
+        when this screen already holds the answer (the holder is back at its prompt; see
+        :func:`squad.proof.answered_when_taken`)."""
         holder = task.holder or ""
         pats = self.patterns(holder)
         look = self._look(holder, screen, task.sent_at)
         if not proof.taken_up(look, task.marker, task.sent_screen, pats,
                               collapses=pats.collapses):
             return False
+        answered = proof.answered_when_taken(look, task.marker, task.sent_screen, pats,
+                                             idle=proof.at_prompt(screen, pats),
+                                             collapses=pats.collapses)
         try:
             self.store.mark_delivered(task.id, now, token=task.delivery_token,
-                                      screen_hash=proof.screen_hash(screen))
+                                      screen_hash=task.sent_screen if answered
+                                      else proof.screen_hash(screen))
         except TaskError as exc:
             log.info("task #%s: confirm skipped: %s", task.id, exc)
         return True

@@ -23,7 +23,9 @@ Finished (the task was done) when the holder is idle again and, since it took th
     3. the marker is on screen with output in answer to the text: lines that are not its
        echo, a prompt or decoration (a shell or REPL may answer before the marker, running
        each line as it arrives); or
-    4. the marker is not on screen and the screen changed since the take-up.
+    4. the marker is not on screen and the screen changed since the take-up, or, when the
+       take-up was seen only once the program was back at its prompt (taken up by rule 4
+       and idle in the same look), since just before the text went out.
 Idle alone is never enough: a prompt still on screen two seconds after a delivery proves
 nothing.
 """
@@ -107,6 +109,30 @@ def taken_up(look: Look, marker: str | None, sent_screen: str | None, pats: Patt
         return False
     return (not collapses and sent_screen is not None
             and screen_hash(look.screen) != sent_screen)
+
+
+def at_prompt(screen: str, pats: Patterns) -> bool:
+    """Whether the screen ends at the program's prompt with no busy or question sign."""
+    n_tail, n_ready = max(pats.tail_lines, 1), max(pats.ready_lines, 1)
+    tail = bottom_lines(screen, max(n_tail, n_ready))
+    return (matches(pats.ready, tail[-n_ready:]) and not matches(pats.busy, tail[-n_tail:])
+            and not matches(pats.input, tail[-n_tail:]))
+
+
+def answered_when_taken(look: Look, marker: str | None, sent_screen: str | None,
+                        pats: Patterns, *, idle: bool, collapses: bool = False) -> bool:
+    """Whether the look that shows the text taken up also shows it answered: a program that
+    does not echo (taken up by rule 4: its marker nowhere on screen, the screen changed since
+    the text went out) and is already back at its prompt (``idle``: :func:`at_prompt` of this
+    very screen). What changed is then its whole answer. A supervisor looking only after the
+    program finished sees just this: one started again after a crash, or a slow tick with a
+    fast program; measuring "changed since the take-up" from this screen would wait for ever.
+    """
+    if not idle or look.busy or look.hook is not None or collapses:
+        return False
+    if marker_place(look.screen, marker, pats) != "absent":
+        return False
+    return sent_screen is not None and screen_hash(look.screen) != sent_screen
 
 
 _DECORATION = re.compile(r"^[\s\u2500-\u257f\u2580-\u259f]*$")  # box drawing, blocks

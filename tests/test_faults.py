@@ -144,6 +144,7 @@ grace = 1.0
 # -- the supervisor killed at random points --------------------------------------------------
 
 
+@pytest.mark.timeout(300)
 def test_supervisor_killed_at_random_points_loses_and_doubles_nothing(socket: str,
                                                                       tmp_path: Path) -> None:
     """Agents that echo (demo), that show nothing until Enter (counter) and that never echo
@@ -169,9 +170,10 @@ ready_pattern = "^noecho> ?$"
     rng = random.Random(11)
     kills = 0
     proc = headless(socket)
-    deadline = time.monotonic() + 240
     try:
-        while time.monotonic() < deadline:
+        # At most 15 kills (a supervisor that is always killed before it acts would make
+        # no progress on a slow machine), then the last one must finish everything.
+        while kills < 15:
             time.sleep(rng.uniform(0.05, 0.8))
             if all(t["status"] == "done" for t in tasks(socket).values()):
                 break
@@ -179,8 +181,15 @@ ready_pattern = "^noecho> ?$"
             proc.wait(10)
             kills += 1
             proc = headless(socket)
-        wait_for(lambda: all(t["status"] == "done" for t in tasks(socket).values()), 120,
-                 "every task done")
+        try:
+            wait_for(lambda: all(t["status"] == "done" for t in tasks(socket).values()), 90,
+                     "every task done")
+        except AssertionError as e:
+            open_tasks = {i: t
+                          for i, t in tasks(socket).items() if t["status"] != "done"}
+            events = run_squad("-L", socket, "events", "--since", "5m").stdout[-6000:]
+            raise AssertionError(f"{e} after {kills} kills; open: {open_tasks}\n{events}") \
+                from None
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)

@@ -169,6 +169,24 @@ def test_3_an_agent_without_echo_gets_each_task_exactly_once(socket: str, tmp_pa
     assert "finished the task" in (got[first]["result"] or "")
 
 
+def test_3_an_agent_without_echo_that_answers_at_once_is_done(socket: str, tmp_path: Path,
+                                                              supervise) -> None:
+    """Found by the random-kill test: an agent that does not echo and answers before the
+    supervisor's first look after sending shows the text taken up and answered on the same
+    screen; the task is done from that screen, not left in progress for ever."""
+    log = tmp_path / "noecho.log"
+    layout = one_agent(tmp_path, agent_cmd("noecho_agent.py", str(log), "0"),
+                       extra='ready_pattern = "^noecho> ?$"')
+    assert run_squad("-L", socket, "up", str(layout)).returncode == 0
+    ids = [dispatch(socket, f"Quick question {n}") for n in range(3)]
+    sup = supervise()
+    tick_until(sup, lambda: {t["status"] for t in tasks(socket).values()} == {"done"},
+               timeout=60, what="every task done")
+    got = tasks(socket)
+    assert [got[i]["attempts"] for i in ids] == [1, 1, 1]
+    assert len(received(log)) == 3, received(log)
+
+
 # -- 4. killed between paste and Enter ----------------------------------------------------------
 
 
