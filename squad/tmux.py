@@ -215,7 +215,7 @@ class Tmux:
         batch: list[Sequence[str]] = []
         size = 0
         for unit in units:
-            unit_size = sum(len(a.encode()) + 1 for cmd in unit for a in cmd) + 2 * len(unit)
+            unit_size = command_bytes(unit)
             if batch and size + unit_size > limit:
                 self.run(*batch)
                 batch, size = [], 0
@@ -340,10 +340,12 @@ class Tmux:
                 pass  # a reply that could not be matched: capture the forked way
         result: dict[str, str] = {}
         while ids:
-            got, failed_at, err = self._capture_batch(ids, history, ansi)
+            chunk = ids[:_fitting(ids, history, ansi)]  # tmux refuses a line past ~16 KB
+            got, failed_at, err = self._capture_batch(chunk, history, ansi)
             result.update(got)
             if failed_at is None:
-                break
+                ids = ids[len(chunk):]
+                continue
             if failed_at == 0 and not got and "can't find" not in err:
                 if no_server(err):
                     break
@@ -351,11 +353,9 @@ class Tmux:
             ids = ids[failed_at + 1:]
         return result
 
-    def _capture_batch(self, ids: list[str], history: int, ansi: bool
-                       ) -> tuple[dict[str, str], int | None, str]:
-        """One invocation: the screens it got, the index of the pane it failed on (None if
-        it did not fail), and tmux's message."""
-        marker = f"squad-capture-{secrets.token_hex(8)}"
+    @staticmethod
+    def _capture_commands(ids: list[str], history: int, ansi: bool, marker: str
+                          ) -> list[list[str]]:
         cmds: list[list[str]] = []
         for i, pid in enumerate(ids):
             cmd = ["capture-pane", "-p", "-J", "-t", pid]
@@ -367,7 +367,14 @@ class Tmux:
             # which mangles "%3".
             cmds.append(["display-message", "-p", f"{marker} {i}"])
             cmds.append(cmd)
-        proc = self.run_bytes(*cmds)
+        return cmds
+
+    def _capture_batch(self, ids: list[str], history: int, ansi: bool
+                       ) -> tuple[dict[str, str], int | None, str]:
+        """One invocation: the screens it got, the index of the pane it failed on (None if
+        it did not fail), and tmux's message."""
+        marker = f"squad-capture-{secrets.token_hex(8)}"
+        proc = self.run_bytes(*self._capture_commands(ids, history, ansi, marker))
         text = proc.stdout.decode("utf-8", "replace")
         result: dict[str, str] = {}
         current: int | None = None
@@ -473,6 +480,18 @@ def no_server(message: str) -> bool:
 
 
 PASTE_DELIMITERS = (b"\x1b[200~", b"\x1b[201~")
+
+
+def command_bytes(commands: Sequence[Sequence[str]]) -> int:
+    """What a command list costs of tmux's message limit (arguments and separators)."""
+    return sum(len(a.encode()) + 1 for cmd in commands for a in cmd) + 2 * len(commands)
+
+
+def _fitting(ids: list[str], history: int, ansi: bool, limit: int = BATCH_BYTES) -> int:
+    """How many of ``ids`` (at least one) one forked capture invocation can take."""
+    one = command_bytes(Tmux._capture_commands(["%99999"], history, ansi,
+                                               "squad-capture-" + "0" * 16))
+    return max(1, min(len(ids), limit // (one + 8)))  # + 8: longer indexes and pane ids
 
 
 def neutralise_paste(data: bytes) -> bytes:

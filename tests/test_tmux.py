@@ -42,6 +42,24 @@ def test_panes_and_batched_capture_of_many_panes(socket: str) -> None:
         assert any(f"hello from [bold]{i}[/]" in text for text in shots.values())
 
 
+def test_forked_capture_of_more_panes_than_one_tmux_command_line_holds(socket: str) -> None:
+    """tmux refuses a command line past ~16 KB ("command too long"); 260 panes (with
+    history and colours, the longest form) need several invocations, each pane once."""
+    tmux = Tmux(socket)
+    units = [[["start-server"], ["new-session", "-d", "-s", "big", "--", "cat"]]]
+    units += [[["new-window", "-d", "-t", "=big:", "--", "cat"]] for _ in range(259)]
+    tmux.run_units(units)
+    ids = [p.pane_id for p in wait_for(lambda: len(tmux.panes()) == 260 and tmux.panes(),
+                                       what="260 panes")]
+    # What each pane shows: its own id (typed into cat, so echoed).
+    tmux.run_units([[["send-keys", "-t", i, "-l", f"I am {i}"]] for i in ids])
+    for history, ansi in ((0, False), (5000, True)):
+        shots = wait_for(lambda: (s := tmux.capture(ids, history=history, ansi=ansi))
+                         and all(f"I am {i}" in s.get(i, "") for i in ids) and s,
+                         what="every pane's own screen")
+        assert len(shots) == 260
+
+
 def test_paste_delivers_bytes_exactly(socket: str, tmp_path: Path) -> None:
     out = tmp_path / "received.txt"
     tmux = Tmux(socket)

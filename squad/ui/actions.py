@@ -481,16 +481,14 @@ def restore_sizes(tmux: Tmux, sizes: dict[str, tuple[int, int]]) -> None:
                    check=False)
     now = {parts[0]: (parts[1], parts[2]) for line in out.splitlines()
            if len(parts := line.split()) == 3}
-    cmds: list[list[str]] = []
-    for window, (w, h) in sizes.items():
-        if window in now and now[window] != (str(w), str(h)):
-            cmds.append(["resize-window", "-t", window, "-x", str(w), "-y", str(h)])
-            cmds.append(["set-option", "-w", "-u", "-t", window, "window-size"])
-    if cmds:
-        try:
-            tmux.run(*cmds, check=False)
-        except SquadError:
-            pass  # a window closed meanwhile: nothing to give back
+    units = [[["resize-window", "-t", window, "-x", str(w), "-y", str(h)],
+              ["set-option", "-w", "-u", "-t", window, "window-size"]]
+             for window, (w, h) in sizes.items()
+             if window in now and now[window] != (str(w), str(h))]
+    try:
+        tmux.run_units(units)  # a big team's windows need several tmux command lines
+    except SquadError:
+        pass  # a window closed meanwhile: nothing to give back
 
 
 def detach_keys(tmux: Tmux) -> str:
