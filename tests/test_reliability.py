@@ -488,7 +488,9 @@ name = "qa"
     assert "recreated" in up.stdout and (wt / "README.md").exists()
     # Something in the way: restart refuses before stopping anything.
     before = Live.open(Tmux(socket)).panes["t/dev"].pid
-    shutil.rmtree(wt)
+    # Moved aside, not deleted: the running agent keeps its working directory (an agent
+    # whose directory vanished may exit by itself, which says nothing about restart).
+    wt.rename(wt.with_name("dev.moved"))
     wt.write_text("not a directory")
     refused = run_squad("-L", socket, "restart", "t/dev", "--grace", "1")
     assert refused.returncode == 2 and "not restarted" in refused.stderr
