@@ -526,14 +526,23 @@ async def test_output_follows_new_lines_until_scrolled_back() -> None:
 
 
 def test_attach_in_a_real_terminal_and_come_back(live: Live) -> None:
-    """The real `squad` in a real terminal (a pane of a second tmux server): `a` hands the
-    terminal to the agent's window, C-b d comes back to the UI, `q` quits."""
+    """The real `squad` in a real terminal (a pane of a second tmux server, 120x40): `a`
+    hands the terminal to the agent's window, C-b d comes back to the UI, `q` quits. The
+    agent's window is 160x48 before and after the attach, although the client was smaller,
+    and the terminal was told which keys detach from inside another tmux."""
     import uuid
 
     from tests.conftest import PY, SOCKET_PREFIX, kill_socket, wait_for
 
     outer = Tmux(SOCKET_PREFIX + "term-" + uuid.uuid4().hex[:6])
     cmd = (f"{PY} -m squad -L {live.tmux.socket}; echo SQUAD-EXIT=$?; sleep 60")
+    window = live.panes["alpha/pm"].window_id
+
+    def size() -> str:
+        return live.tmux.run(["display-message", "-p", "-t", window,
+                              "#{window_width}x#{window_height}"]).strip()
+
+    assert size() == "160x48"
     try:
         outer.run(["new-session", "-d", "-x", "120", "-y", "40", "-e", f"PYTHONPATH={ROOT}",
                    "-e", "TERM=xterm-256color", "sh", "-c", cmd])
@@ -546,14 +555,23 @@ def test_attach_in_a_real_terminal_and_come_back(live: Live) -> None:
         outer.run(["send-keys", "-t", pane, "a"])
         wait_for(lambda: "Agents" not in screen() and "demo>" in screen(), 10,
                  "the agent's window in the terminal")
+        wait_for(lambda: size() != "160x48", 5, "tmux fitting the window to the client")
         outer.run(["send-keys", "-t", pane, "C-b", "d"])
         wait_for(lambda: "Agents" in screen() and "detached from alpha/pm" in screen(), 10,
                  "the UI back after detaching")
+        assert size() == "160x48"
+        # What was printed before the attach is on the terminal's normal screen (the UI
+        # draws on the alternate one): the terminal is inside tmux (the outer server).
+        normal = outer.run(["capture-pane", "-p", "-a", "-t", pane], check=False)
+        assert "detach with C-b C-b d" in normal, normal
         outer.run(["send-keys", "-t", pane, "q"])
         wait_for(lambda: "SQUAD-EXIT=0" in screen(), 10, "squad to exit")
         assert "keeps running" in screen()
         live.refresh()
         assert len(live.panes) == 3 and not any(p.dead for p in live.panes.values())
+        # The next client still gets a window that fits it.
+        assert live.tmux.run(["show-options", "-w", "-t", window, "-v",
+                              "window-size"], check=False).strip() in ("", "latest")
     finally:
         kill_socket(outer.socket)
 

@@ -5,7 +5,6 @@ the point. Waits poll conditions; nothing here measures time."""
 from __future__ import annotations
 
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from squad.ui.dialogs import (
 from squad.ui.diffview import DiffScreen, PatchView
 from squad.ui.output import OutputView
 from squad.ui.sample import sample
-from tests.conftest import PY, ROOT, SOCKET_PREFIX, demo_cmd, have_tmux, kill_socket, wait_for
+from tests.conftest import PY, demo_cmd, have_tmux
 from tests.test_ui import (
     SIZE,
     layout_text,
@@ -200,52 +199,6 @@ async def test_restarting_a_team_says_its_agents_are_stopped(live: Live) -> None
         assert "team alpha (2 agents)" in app.screen.title_text
         await pilot.press("n")
         await app.action_quit()
-
-
-# -- attach ---------------------------------------------------------------------------------------
-
-
-def test_attach_keeps_the_window_size_and_names_the_detach_key(live: Live) -> None:
-    """The real `squad` in a real terminal (a pane of a second tmux server, 120x40): the
-    agent's window is 160x48 before and after an attach, although the client was smaller,
-    and the terminal was told which keys detach from inside another tmux."""
-    outer = live.tmux.__class__(SOCKET_PREFIX + "term-" + uuid.uuid4().hex[:6])
-    cmd = f"{PY} -m squad -L {live.tmux.socket}; echo SQUAD-EXIT=$?; sleep 60"
-    window = live.panes["alpha/pm"].window_id
-
-    def size() -> str:
-        return live.tmux.run(["display-message", "-p", "-t", window,
-                              "#{window_width}x#{window_height}"]).strip()
-
-    assert size() == "160x48"
-    try:
-        outer.run(["new-session", "-d", "-x", "120", "-y", "40", "-e", f"PYTHONPATH={ROOT}",
-                   "-e", "TERM=xterm-256color", "sh", "-c", cmd])
-        pane = outer.panes()[0].pane_id
-
-        def screen() -> str:
-            return outer.capture([pane]).get(pane, "")
-
-        wait_for(lambda: "Agents" in screen() and "alpha/pm" in screen(), 20, "the UI")
-        outer.run(["send-keys", "-t", pane, "a"])
-        wait_for(lambda: "Agents" not in screen() and "demo>" in screen(), 10,
-                 "the agent's window in the terminal")
-        wait_for(lambda: size() != "160x48", 5, "tmux fitting the window to the client")
-        outer.run(["send-keys", "-t", pane, "C-b", "d"])
-        wait_for(lambda: "Agents" in screen() and "detached from alpha/pm" in screen(), 10,
-                 "the UI back after detaching")
-        assert size() == "160x48"
-        # What was printed before the attach is on the terminal's normal screen (the UI
-        # draws on the alternate one): the terminal is inside tmux (the outer server).
-        normal = outer.run(["capture-pane", "-p", "-a", "-t", pane], check=False)
-        assert "detach with C-b C-b d" in normal, normal
-        outer.run(["send-keys", "-t", pane, "q"])
-        wait_for(lambda: "SQUAD-EXIT=0" in screen(), 10, "squad to exit")
-        # The next client still gets a window that fits it.
-        assert live.tmux.run(["show-options", "-w", "-t", window, "-v",
-                              "window-size"], check=False).strip() in ("", "latest")
-    finally:
-        kill_socket(outer.socket)
 
 
 # -- hibernate, wake, keys, add, remove, up ------------------------------------------------------

@@ -23,22 +23,22 @@ def same(a: Text | str | None, b: Text | str | None) -> bool:
     return a == b
 
 
+def _set_border(widget: Widget, kept: str, attribute: str, text: Text | str) -> bool:
+    if same(getattr(widget, kept, None), text):
+        return False
+    setattr(widget, kept, text)
+    setattr(widget, attribute, text)
+    return True
+
+
 def set_title(widget: Widget, title: Text | str) -> bool:
     """Set the border title unless it is already that; True when it changed."""
-    if same(getattr(widget, _TITLE, None), title):
-        return False
-    setattr(widget, _TITLE, title)
-    widget.border_title = title
-    return True
+    return _set_border(widget, _TITLE, "border_title", title)
 
 
 def set_subtitle(widget: Widget, subtitle: Text | str) -> bool:
     """Set the border subtitle unless it is already that; True when it changed."""
-    if same(getattr(widget, _SUBTITLE, None), subtitle):
-        return False
-    setattr(widget, _SUBTITLE, subtitle)
-    widget.border_subtitle = subtitle
-    return True
+    return _set_border(widget, _SUBTITLE, "border_subtitle", subtitle)
 
 
 def update(static: Static, content: Text | str, *, layout: bool = True) -> bool:
